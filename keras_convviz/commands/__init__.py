@@ -1,0 +1,42 @@
+"""One module per ``convviz`` subcommand, each with ``register(subparsers)``.
+
+Shared argument helpers live here so every command spells them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def add_model_args(parser, default="demo"):
+    parser.add_argument("--model", default=default,
+                        help="vgg16, mobilenet, demo, or a path to a .keras/.h5 model (default: %(default)s)")
+    parser.add_argument("--weights", default="imagenet",
+                        help="imagenet (downloaded when online; the demo's shipped weights for --model demo), "
+                             "none, or a weights file (default: %(default)s)")
+
+
+def load_preset(args, size=None):
+    from ..presets import load
+
+    return load(args.model, weights=args.weights, size=size)
+
+
+def add_out_arg(parser, default="convviz_out"):
+    parser.add_argument("--out", default=default, help="output folder (default: %(default)s)")
+
+
+def out_path(args, name):
+    os.makedirs(args.out, exist_ok=True)
+    return os.path.join(args.out, name)
+
+
+def parse_ints(text, count, what):
+    """'1,2,3' -> (1, 2, 3) with exactly ``count`` ints, or a ValueError naming ``what``."""
+    try:
+        values = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ValueError(f"{what} must be {count} comma-separated integers, got {text!r}")
+    return values

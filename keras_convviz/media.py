@@ -1,0 +1,160 @@
+"""Read images and video frames; write outputs atomically.
+
+Every reader returns RGB ``uint8`` arrays ``(H, W, 3)`` and raises
+``ValueError`` with a message a user can act on. Writers go through a
+temporary file in the target folder and ``os.replace``, so an interrupted run
+never leaves a half-written PNG or GIF behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "read_image",
+    "read_frame",
+    "read_input",
+    "resize",
+    "atomic_write",
+    "save_png",
+    "save_gif",
+    "png_bytes",
+]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _to_rgb8(img):
+    """Any PIL image (grayscale, palette, RGBA, 16-bit, float) as RGB uint8."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(arr.max()), 1e-12) if arr.max() > 1 else 1.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return arr
+
+
+def read_image(path):
+    """An image file (PNG, JPEG, ...) as RGB uint8 ``(H, W, 3)``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"image {path!r} does not exist")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            return _to_rgb8(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path!r}: {err}") from None
+
+
+def _open_video(path):
+    import imageio.v2 as iio
+
+    try:
+        return iio.get_reader(path, "ffmpeg")
+    except Exception as err:  # imageio raises many types for a bad file
+        raise ValueError(f"cannot read video {path!r}: {str(err).splitlines()[0]}") from None
+
+
+def read_frame(path, frame):
+    """Frame number ``frame`` (0-based) of a video, as RGB uint8 ``(H, W, 3)``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"video {path!r} does not exist")
+    if frame is None or int(frame) < 0:
+        raise ValueError(f"frame must be a frame number >= 0, got {frame!r}")
+    frame = int(frame)
+    reader = _open_video(path)
+    try:
+        count = reader.count_frames()
+        if frame >= count:
+            raise ValueError(
+                f"frame {frame} is past the end of {path!r}, which has {count} frames "
+                f"(0..{count - 1})"
+            )
+        try:
+            data = reader.get_data(frame)
+        except (IndexError, RuntimeError) as err:
+            raise ValueError(f"cannot decode frame {frame} of {path!r}: {err}") from None
+    finally:
+        reader.close()
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+
+
+def read_input(path, frame=None):
+    """An image, or frame ``frame`` of a video (chosen by extension or by ``frame``)."""
+    is_video = os.fspath(path).lower().endswith(VIDEO_EXTENSIONS)
+    if is_video or frame is not None:
+        return read_frame(path, 0 if frame is None else frame)
+    return read_image(path)
+
+
+def resize(image, size):
+    """Resize an RGB uint8 image to ``size = (H, W)`` (bilinear)."""
+    h, w = int(size[0]), int(size[1])
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def atomic_write(path, data):
+    """Write ``data`` (bytes) to ``path`` through a temporary file and rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convviz-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _as_uint8(image):
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr * (255.0 if arr.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return arr
+
+
+def png_bytes(image):
+    """PNG-encode an RGB/gray image (uint8, or float in [0, 1])."""
+    buf = io.BytesIO()
+    Image.fromarray(_as_uint8(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path, image):
+    return atomic_write(path, png_bytes(image))
+
+
+def save_gif(path, frames, duration=0.5):
+    """Write frames (uint8 RGB) as a looping GIF with imageio."""
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    frames = [_as_uint8(f) for f in frames]
+    iio.imwrite(buf, np.stack(frames), extension=".gif", duration=int(duration * 1000), loop=0)
+    return atomic_write(path, buf.getvalue())

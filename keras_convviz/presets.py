@@ -1,0 +1,177 @@
+"""Named models with their preprocessing: ``vgg16``, ``mobilenet``, ``demo`` or a file.
+
+A :class:`Preset` carries everything the CLI and the callback need around a
+model: ``preprocess`` (RGB uint8 batch -> model inputs), ``deprocess`` (model
+inputs -> RGB uint8), the class names and the default layers to explain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["Preset", "load", "NAMES", "imagenet_class_names"]
+
+NAMES = ("vgg16", "mobilenet", "demo")
+
+
+@dataclasses.dataclass
+class Preset:
+    name: str
+    model: object
+    preprocess: Callable
+    deprocess: Callable
+    class_names: Optional[Sequence[str]]
+    default_layers: Sequence[str]
+
+    @property
+    def input_size(self):
+        shape = self.model.inputs[0].shape
+        return int(shape[1]), int(shape[2])
+
+    def class_name(self, index):
+        index = int(index)
+        if self.class_names is not None and 0 <= index < len(self.class_names):
+            return self.class_names[index]
+        return f"class {index}"
+
+    def prepare(self, images):
+        """RGB uint8 images (a list or batch, any size) -> a model-ready batch."""
+        from .media import resize
+
+        batch = np.stack([resize(np.asarray(im), self.input_size) for im in images])
+        return np.asarray(self.preprocess(batch.astype(np.float32)), np.float32)
+
+
+def imagenet_class_names():
+    """ImageNet class names from Keras' cached index, or None when offline and uncached."""
+    path = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models",
+                        "imagenet_class_index.json")
+    if not os.path.isfile(path):
+        try:
+            import keras
+
+            path = keras.utils.get_file(
+                "imagenet_class_index.json",
+                "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+                cache_subdir="models",
+            )
+        except Exception:
+            return None
+    with open(path) as f:
+        index = json.load(f)
+    return [index[str(i)][1] for i in range(len(index))]
+
+
+def _caffe_preprocess(x):
+    # keras.applications.vgg16.preprocess_input: RGB -> BGR, minus ImageNet means
+    return x[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def _caffe_deprocess(x):
+    x = np.asarray(x, np.float32) + np.array([103.939, 116.779, 123.68], np.float32)
+    return np.clip(x[..., ::-1], 0, 255).astype(np.uint8)
+
+
+def _tf_preprocess(x):
+    return x / 127.5 - 1.0
+
+
+def _tf_deprocess(x):
+    return np.clip((np.asarray(x, np.float32) + 1.0) * 127.5, 0, 255).astype(np.uint8)
+
+
+def _unit_preprocess(x):
+    return x / 255.0
+
+
+def _unit_deprocess(x):
+    return np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _weights_arg(weights):
+    if weights is None or str(weights).lower() == "none":
+        return None
+    if str(weights).lower() == "imagenet":
+        return "imagenet"
+    if not os.path.isfile(weights):
+        raise ValueError(f"weights file {weights!r} does not exist; use imagenet, none or a path.")
+    return os.fspath(weights)
+
+
+def _application(builder, name, weights, size):
+    weights = _weights_arg(weights)
+    try:
+        return builder(weights=weights, input_shape=(size[0], size[1], 3))
+    except ValueError:
+        raise
+    except Exception as err:  # URLError, HTTPError, OSError, ... from the download
+        if weights == "imagenet":
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(
+                f"could not download the ImageNet weights for {name} ({reason}); use "
+                f"--weights none for untrained geometry, --model demo for the offline "
+                f"demo model, or --weights PATH for a local weights file."
+            ) from None
+        raise ValueError(f"could not load weights {weights!r} into {name}: {err}") from None
+
+
+def load(name, weights="imagenet", size=None):
+    """Build a preset by name (``vgg16``, ``mobilenet``, ``demo``) or model file path.
+
+    ``weights`` is ``"imagenet"`` (downloaded the usual Keras way), ``"none"``
+    or a weights file. ``size`` overrides the input ``(H, W)`` of the
+    keras.applications models (224 by default).
+    """
+    import keras
+
+    from .graph import walk
+
+    key = str(name).lower()
+    if key == "vgg16":
+        size = tuple(size or (224, 224))
+        model = _application(keras.applications.VGG16, "vgg16", weights, size)
+        pre, de = _caffe_preprocess, _caffe_deprocess
+        classes = imagenet_class_names() if _weights_arg(weights) == "imagenet" else None
+    elif key == "mobilenet":
+        size = tuple(size or (224, 224))
+        model = _application(keras.applications.MobileNet, "mobilenet", weights, size)
+        pre, de = _tf_preprocess, _tf_deprocess
+        classes = imagenet_class_names() if _weights_arg(weights) == "imagenet" else None
+    elif key == "demo":
+        from . import demo
+
+        chosen = _weights_arg(weights)
+        if chosen == "imagenet":  # the default: the demo's own shipped weights
+            model = demo.load_model()
+        else:
+            model = demo.build_model()
+            if chosen is not None:
+                model.load_weights(chosen)
+        pre, de, classes = _unit_preprocess, _unit_deprocess, list(demo.CLASS_NAMES)
+    elif key.endswith((".keras", ".h5")) or os.path.sep in key or os.path.exists(name):
+        model = _load_file(name)
+        pre, de, classes = _unit_preprocess, _unit_deprocess, None
+    else:
+        raise ValueError(
+            f"unknown model {name!r}; use one of {', '.join(NAMES)} or a path to a .keras/.h5 model file."
+        )
+    graph = walk(model)
+    defaults = graph.block_ends()
+    return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults)
+
+
+def _load_file(path):
+    import keras
+
+    if not os.path.isfile(path):
+        raise ValueError(f"model file {path!r} does not exist")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot load model file {path!r}: {reason}") from None

@@ -1,0 +1,148 @@
+"""Turn maps into pictures: normalize, colormap, overlay, labelled grids.
+
+numpy + pillow only. All functions take and return numpy arrays; images are
+RGB ``uint8`` ``(H, W, 3)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "normalize",
+    "projection_image",
+    "colormap",
+    "heatmap",
+    "overlay",
+    "upsample",
+    "label",
+    "grid",
+    "to_uint8",
+]
+
+# Anchor colours of matplotlib's perceptually uniform "inferno" (public data),
+# interpolated linearly: dark = low, bright yellow = high.
+_INFERNO = np.array(
+    [
+        [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99],
+        [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164],
+    ],
+    dtype=np.float64,
+)
+
+
+def to_uint8(x):
+    """[0, 1] floats to uint8 (values outside are clipped)."""
+    return np.clip(np.asarray(x, np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def normalize(x, axis=None, eps=1e-12):
+    """Min-max normalize to [0, 1] (over ``axis``; a constant map gives zeros)."""
+    x = np.asarray(x, np.float64)
+    lo = x.min(axis=axis, keepdims=True)
+    hi = x.max(axis=axis, keepdims=True)
+    return (x - lo) / np.maximum(hi - lo, eps)
+
+
+def projection_image(p, eps=1e-12):
+    """A deconv projection ``(H, W, C)`` as a displayable RGB uint8 image.
+
+    Zeiler–Fergus style per-projection contrast normalization: zero maps to
+    mid-grey and the largest absolute value to black or white, so the sign of
+    every pixel's contribution stays visible.
+    """
+    p = np.asarray(p, np.float64)
+    scale = max(np.abs(p).max(), eps)
+    img = 0.5 + 0.5 * p / scale
+    if img.ndim == 2 or img.shape[-1] == 1:
+        img = np.repeat(img.reshape(img.shape[:2] + (1,)), 3, -1)
+    return to_uint8(img)
+
+
+def colormap(x):
+    """Map values in [0, 1] ``(H, W)`` to RGB uint8 with the inferno palette."""
+    x = np.clip(np.nan_to_num(np.asarray(x, np.float64)), 0, 1) * (len(_INFERNO) - 1)
+    lo = np.floor(x).astype(int)
+    hi = np.minimum(lo + 1, len(_INFERNO) - 1)
+    t = (x - lo)[..., None]
+    return ((1 - t) * _INFERNO[lo] + t * _INFERNO[hi] + 0.5).astype(np.uint8)
+
+
+def heatmap(m, normalized=False):
+    """A 2-D map as a colour image (min-max normalized unless ``normalized``)."""
+    return colormap(m if normalized else normalize(m))
+
+
+def upsample(m, size, resample=Image.BILINEAR):
+    """Resize a 2-D float map to ``size = (H, W)``."""
+    m = np.asarray(m, np.float32)
+    if m.shape[:2] == tuple(size):
+        return m
+    return np.asarray(Image.fromarray(m, "F").resize((size[1], size[0]), resample))
+
+
+def overlay(image, m, alpha=0.5, normalized=False):
+    """Blend a colormapped 2-D map over an RGB uint8 image (map resized to fit)."""
+    heat = heatmap(upsample(m, image.shape[:2]), normalized=normalized)
+    out = (1 - alpha) * image.astype(np.float64) + alpha * heat.astype(np.float64)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _font(size=12):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def label(image, text, height=16, size=12):
+    """The image with a line of text above it, on a dark strip."""
+    h, w = image.shape[:2]
+    canvas = Image.new("RGB", (w, h + height), (24, 24, 24))
+    canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (0, height))
+    ImageDraw.Draw(canvas).text((3, 1), text, fill=(235, 235, 235), font=_font(size))
+    return np.asarray(canvas)
+
+
+def _as_rgb(panel):
+    panel = np.asarray(panel)
+    if panel.dtype != np.uint8:
+        panel = to_uint8(panel)
+    if panel.ndim == 2:
+        panel = np.repeat(panel[..., None], 3, -1)
+    return panel
+
+
+def grid(panels, titles=None, columns=None, pad=4, cell=None, background=(255, 255, 255)):
+    """Lay out panels in a grid, each optionally titled, on one RGB canvas.
+
+    ``panels`` is a flat list (``columns`` per row) or a list of rows. Every
+    panel is resized to ``cell = (H, W)`` (nearest neighbour, so small feature
+    maps stay crisp); the default is the first panel's size.
+    """
+    if panels and isinstance(panels[0], (list, tuple)):
+        rows = [list(r) for r in panels]
+        titles = [list(t) for t in titles] if titles is not None else None
+    else:
+        columns = columns or max(1, int(np.ceil(np.sqrt(len(panels)))))
+        rows = [list(panels[i:i + columns]) for i in range(0, len(panels), columns)]
+        if titles is not None:
+            titles = [list(titles[i:i + columns]) for i in range(0, len(titles), columns)]
+    first = _as_rgb(rows[0][0])
+    ch, cw = cell or first.shape[:2]
+    th = 16 if titles is not None else 0
+    ncols = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (pad + ncols * (cw + pad), pad + len(rows) * (ch + th + pad)), background)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(11)
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            x, y = pad + c * (cw + pad), pad + r * (ch + th + pad)
+            img = Image.fromarray(_as_rgb(panel))
+            if img.size != (cw, ch):
+                img = img.resize((cw, ch), Image.NEAREST)
+            canvas.paste(img, (x, y + th))
+            if titles is not None and titles[r][c]:
+                draw.text((x + 1, y + 1), str(titles[r][c]), fill=(20, 20, 20), font=font)
+    return np.asarray(canvas)

@@ -1,0 +1,1 @@
+"""The ConvViz TensorBoard dashboard plugin (loads without TensorFlow)."""
