@@ -1,0 +1,81 @@
+"""Grad-CAM (Selvaraju et al. 2017) of the pre-softmax target logit.
+
+``cam = relu(sum_k w_k A_k)`` with ``w_k`` the spatial mean of
+``d S_target / d A_k`` over the feature maps ``A`` of a spatial layer (by
+default the last spatial layer the class score depends on). With
+``upsample=True`` the map is resized bilinearly to the input size inside the
+same compiled function. Values are not normalized: use
+``keras_convviz.render.normalize`` / ``heatmap`` to display them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ..graph import walk
+from ..probe import compiled, run
+from .gradients import _TARGETS, _spec, chunks, pick_scores, positive_int, prepare
+
+__all__ = ["gradcam", "default_layer"]
+
+
+def default_layer(model, output=None):
+    """The last spatial layer the class score depends on (the Grad-CAM default)."""
+    from ..select import score_step
+
+    graph = walk(model)
+    step = score_step(graph, output)
+    spatial = [graph.steps[i] for i in graph.ancestors([step.name]) if graph.steps[i].is_spatial]
+    if not spatial:
+        raise ValueError(f"model {graph.model.name!r} has no spatial (H, W, C) layer before "
+                         f"{step.name!r}; Grad-CAM needs one.")
+    return spatial[-1].name
+
+
+def _cam_fn(graph, layer, step, upsample):
+    size = tuple(graph.input_shape[:2])
+
+    def build():
+        @tf.function(input_signature=[_spec(graph), _TARGETS])
+        def cam(x, targets):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)  # records the path x -> maps -> score; only maps -> score is differentiated
+                found = run(graph, x, [layer], linear=[step.name])
+                maps = found[layer]
+                score = tf.reduce_sum(pick_scores(found[step.name], targets))
+            grads = tape.gradient(score, maps)
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            heat = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+            if upsample and tuple(heat.shape[1:3]) != size:
+                heat = tf.image.resize(heat[..., None], size, method="bilinear")[..., 0]
+            return heat
+
+        return cam
+
+    return compiled(graph, ("gradcam", layer, step.name, bool(upsample)), build)
+
+
+def gradcam(model, inputs, target=None, layer=None, upsample=True, output=None, batch_size=32):
+    """Grad-CAM maps of the target logit.
+
+    Args:
+      model: a Keras model.
+      inputs: a preprocessed batch ``(N, H, W, C)``.
+      target: class index, list of one per image, or None (predicted class).
+      layer: a spatial layer name; default the last spatial layer before the score.
+      upsample: resize the maps to the input size (bilinear).
+      output: index or name of the output to explain (multi-output models).
+      batch_size: images per compiled call.
+
+    Returns float32 ``(N, H, W)`` (``upsample=True``) or ``(N, h, w)``.
+    """
+    positive_int(batch_size, "batch_size")
+    graph, x, step, targets = prepare(model, inputs, target, output)
+    layer = default_layer(graph, output) if layer is None else graph.spatial_step(layer).name
+    if graph.ancestors([step.name]).count(graph.names.index(layer)) == 0:
+        raise ValueError(f"the score of {step.name!r} does not depend on layer {layer!r}; pick a "
+                         f"layer before it, such as {default_layer(graph, output)!r}.")
+    fn = _cam_fn(graph, layer, step, upsample)
+    return np.concatenate([fn(tf.constant(x[a:b]), tf.constant(targets[a:b])).numpy()
+                           for a, b in chunks(x.shape[0], batch_size)])
