@@ -1,0 +1,127 @@
+"""TensorBoard summaries for the ConvViz dashboard.
+
+Each artifact is a *blob sequence*: a rank-1 string tensor of PNG images
+written with ``tf.summary.write`` under the tag ``method/layer/detail``, with
+``SummaryMetadata`` naming the ``convviz`` plugin, ``data_class =
+DATA_CLASS_BLOB_SEQUENCE`` and a JSON content object fixed per tag. The name
+and the schema come from :mod:`tb_plugin.metadata`, which the dashboard reads
+too.
+
+    from keras_convviz import summary
+    with summary.Writer("runs/exp/convviz") as w:
+        w.images("saliency", "predictions", "heatmap", pngs_or_arrays, step=3,
+                 kind="heatmap", params={"target": "predicted"})
+
+``write_images`` writes through the default ``tf.summary`` writer instead, for
+code that already manages one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
+
+from tb_plugin import metadata as md
+
+from .media import png_bytes
+
+__all__ = ["summary_metadata", "encode_pngs", "write_images", "Writer"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def summary_metadata(content, description=""):
+    """A ``SummaryMetadata`` proto for one tag: convviz plugin, blob sequence, JSON content."""
+    meta = summary_pb2.SummaryMetadata(
+        summary_description=description,
+        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    )
+    meta.plugin_data.plugin_name = md.PLUGIN_NAME
+    meta.plugin_data.content = md.encode_content(content)
+    return meta
+
+
+def encode_pngs(images):
+    """PNG bytes for each image: uint8 / [0, 1] float arrays, or bytes already PNG-encoded."""
+    if isinstance(images, np.ndarray) and images.ndim in (3, 4) and images.dtype != object:
+        images = list(images) if images.ndim == 4 else [images]
+    out = []
+    for image in images:
+        if isinstance(image, (bytes, bytearray)):
+            if not bytes(image[:8]) == _PNG_MAGIC:
+                raise ValueError("an image given as bytes is not PNG-encoded")
+            out.append(bytes(image))
+        else:
+            arr = np.asarray(image)
+            if arr.ndim == 3 and arr.shape[-1] == 1:
+                arr = arr[..., 0]
+            if arr.ndim not in (2, 3):
+                raise ValueError(f"an image must be (H, W), (H, W, 1) or (H, W, 3), got shape {arr.shape}")
+            out.append(png_bytes(arr))
+    if not out:
+        raise ValueError("no images to write")
+    return out
+
+
+def write_images(tag, images, step, content, description=""):
+    """Write one blob sequence of PNGs with the default ``tf.summary`` writer.
+
+    Returns what ``tf.summary.write`` returns (False when no default writer).
+    """
+    pngs = encode_pngs(images)
+    return tf.summary.write(
+        tag=tag,
+        tensor=tf.constant(pngs, dtype=tf.string),
+        step=int(step),
+        metadata=summary_metadata(content, description),
+    )
+
+
+class Writer:
+    """A summary file writer for ConvViz tags that keeps each tag's content fixed.
+
+    Writing a tag again with different content raises ``ValueError``:
+    TensorBoard keeps only the first metadata of a tag, so a change would be
+    silently lost.
+    """
+
+    def __init__(self, logdir, max_queue=100, flush_millis=None):
+        self.logdir = str(logdir)
+        self._writer = tf.summary.create_file_writer(
+            self.logdir, max_queue=max_queue, flush_millis=flush_millis, filename_suffix=".convviz"
+        )
+        self.contents = {}
+
+    def content_for(self, method, layer, detail, kind, map=None, params=None, labels=None):  # noqa: A002
+        tag = md.make_tag(method, layer, detail)
+        content = md.make_content(method, layer, md.split_tag(tag)[2], kind, map=map, params=params, labels=labels)
+        return tag, content
+
+    def images(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None,  # noqa: A002
+               description=""):
+        """Write ``images`` as the blob sequence ``method/layer/detail`` at ``step``; returns the tag."""
+        tag, content = self.content_for(method, layer, detail, kind, map=map, params=params, labels=labels)
+        known = self.contents.get(tag)
+        if known is None:
+            self.contents[tag] = content
+        elif known != content:
+            raise ValueError(
+                f"tag {tag!r} was first written with content {known} and now with {content}; "
+                f"the content of a tag is fixed (TensorBoard keeps only the first), use another tag."
+            )
+        with self._writer.as_default():
+            write_images(tag, images, step, content, description)
+        return tag
+
+    def flush(self):
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
