@@ -1,0 +1,89 @@
+"""``convviz boxfilter``: receptive-field box-filter maps of a crop (seed viz.py).
+
+    convviz boxfilter forward  --model mobilenet --weights none --layer conv_pw_6 \\
+        --crop 144,64,64,144 video.mp4 --frame 300 --out maps/
+    convviz boxfilter backward --model mobilenet --weights none --layer conv_pw_13 \\
+        --crop 3,1,3,5 --overlay photo.jpg --out maps/
+
+Writes ``conv_maps.png`` (fraction) and ``conv_maps_ratio.png`` (inside /
+(inside + outside)) to ``--out``. The geometry needs no trained weights, so
+``--weights none`` works offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import add_model_args, add_out_arg, load_preset, out_path, parse_ints
+
+
+def register(sub):
+    p = sub.add_parser(
+        "boxfilter",
+        help="receptive-field box-filter maps of a crop, forward or backward",
+        description="Run an averaging box filter with every layer's geometry, forward from an "
+                    "input crop or backward from a crop of LAYER's feature map, and draw the "
+                    "fraction map (conv_maps.png) and the inside/(inside+outside) ratio map "
+                    "(conv_maps_ratio.png) of every layer.",
+    )
+    p.add_argument("mode", choices=("forward", "backward"),
+                   help="forward: crop in input pixels; backward: crop in LAYER's feature-map units")
+    add_model_args(p)
+    p.add_argument("--layer", default=None,
+                   help="last layer (forward) or the layer holding the crop (backward); "
+                        "default: the model's last convolution")
+    p.add_argument("--crop", required=True, metavar="X,Y,W,H",
+                   help="crop: in pixels of INPUT (scaled with it to the model input) for forward, "
+                        "in feature-map units of LAYER for backward")
+    p.add_argument("--size", default=None, metavar="H,W",
+                   help="model input H,W for vgg16/mobilenet (default 224,224)")
+    p.add_argument("--overlay", action="store_true",
+                   help="draw the input image weighted by the upsampled map instead of a heatmap")
+    p.add_argument("input", metavar="INPUT",
+                   help="image (PNG/JPEG; grayscale, RGBA and 16-bit are converted) or video")
+    p.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="frame number (0-based) of a video INPUT")
+    add_out_arg(p)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    import numpy as np
+
+    from .. import media
+    from ..methods.boxfilter import box_filter, check_crop, pictures, scale_crop
+
+    crop = parse_ints(args.crop, 4, "--crop")
+    size = parse_ints(args.size, 2, "--size") if args.size else None
+    # read the input (and fail on it) before the model is built
+    image = media.read_input(args.input, args.frame)
+    if args.mode == "forward":
+        check_crop(crop, image.shape[:2], f"the image {os.path.basename(args.input)!r}")
+    preset = load_preset(args, size=size)
+    model = preset.model
+    hw = preset.input_size
+    layer = args.layer
+    if layer is None:
+        from ..graph import walk
+
+        convs = walk(model).conv_steps()
+        if not convs:
+            raise ValueError("the model has no convolution; pass --layer")
+        layer = convs[-1].name
+    if args.mode == "forward":
+        crop = scale_crop(crop, image.shape[:2], hw)
+    image = media.resize(image, hw)
+    result = box_filter(model, layer, crop, mode=args.mode)
+    fraction, ratio = pictures(result, image=image, overlay=args.overlay)
+    paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
+    media.save_png(paths[0], fraction)
+    media.save_png(paths[1], ratio)
+    last = result[result.layer] if args.mode == "forward" else result[result.input_name]
+    where = "input" if args.mode == "backward" else result.layer
+    support = int(np.count_nonzero(last.fraction))
+    print(f"{args.mode} box filter, {preset.name} {hw[0]}x{hw[1]}, layer {result.layer}, "
+          f"crop {','.join(map(str, crop))}: {len(result)} maps; {where} support {support} units, "
+          f"max fraction {float(last.fraction.max()):.3g}")
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
