@@ -1,0 +1,252 @@
+"""The ConvViz TensorBoard dashboard: routes over TensorBoard's data provider.
+
+A dynamic plugin: TensorBoard loads ``/data/plugin/convviz/index.js`` (an ES
+module exporting ``render()``) in an iframe; that module and its stylesheet are
+served from ``tb_plugin/static`` by this plugin, nothing comes from a CDN. All
+data is read through ``context.data_provider`` (``list_blob_sequences``,
+``read_blob_sequences``, ``read_blob``), so the dashboard works with the Rust
+data server (``--load_fast=true``, the default) and the Python one
+(``--load_fast=false``). No TensorFlow import is needed.
+
+Routes (under ``/data/plugin/convviz``):
+
+* ``/index.js``, ``/static/<name>``: the dashboard's files.
+* ``/tags``: ``{run: {tag: content}}``; ``content`` is the tag's JSON content
+  (see :mod:`tb_plugin.metadata`) plus ``max_step``, ``max_length`` and
+  ``description``. Tags whose content does not parse are left out.
+* ``/series?run=R&tag=T``: ``{"run", "tag", "content", "steps": [{"step",
+  "wall_time", "blobs": [url, ...]}]}``, downsampled to
+  ``--samples_per_plugin convviz=N`` steps (0 = all; default 100).
+* ``/blob?key=K``: the image bytes with their MIME type.
+
+Bad or missing parameters answer 400, unknown runs, tags or blobs 404.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import urllib.parse
+
+from werkzeug import wrappers
+
+from tensorboard import errors, plugin_util
+from tensorboard.backend import http_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+
+from . import metadata
+
+__all__ = ["ConvVizPlugin", "ConvVizPluginLoader", "DEFAULT_DOWNSAMPLE"]
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+# Steps per series when --samples_per_plugin says nothing for convviz.
+DEFAULT_DOWNSAMPLE = 100
+_ALL = 1 << 30  # "0 = keep all" in --samples_per_plugin
+
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(js|css|svg|png|json|map)$")
+_STATIC_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".json": "application/json",
+    ".map": "application/json",
+}
+_MAX_PARAM = 4096
+
+
+def image_mime_type(data):
+    """MIME type of image bytes from their magic number (octet-stream if unknown)."""
+    head = bytes(data[:12])
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:2] == b"BM":
+        return "image/bmp"
+    return "application/octet-stream"
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _param(request, name):
+    values = request.args.getlist(name)
+    if not values or values[0] == "":
+        raise _BadRequest(f"missing query parameter {name!r}")
+    if len(values) > 1:
+        raise _BadRequest(f"query parameter {name!r} given {len(values)} times")
+    if len(values[0]) > _MAX_PARAM:
+        raise _BadRequest(f"query parameter {name!r} is too long")
+    return values[0]
+
+
+def _text(request, message, code):
+    return http_util.Respond(request, message, "text/plain", code=code)
+
+
+def _json(request, value, code=200):
+    return http_util.Respond(request, value, "application/json", code=code)
+
+
+class ConvVizPlugin(base_plugin.TBPlugin):
+    """The ConvViz dashboard."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._data_provider = context.data_provider
+        hint = (context.sampling_hints or {}).get(self.plugin_name)
+        if hint is None:
+            self._downsample = DEFAULT_DOWNSAMPLE
+        else:
+            self._downsample = _ALL if int(hint) <= 0 else int(hint)
+
+    # -- TBPlugin -----------------------------------------------------------
+    def get_plugin_apps(self):
+        return {
+            "/index.js": self._serve_index_js,
+            "/static/*": self._serve_static,
+            "/tags": self._serve_tags,
+            "/series": self._serve_series,
+            "/blob": self._serve_blob,
+        }
+
+    def is_active(self):
+        return False  # TensorBoard's list_plugins (data for "convviz") decides
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="ConvViz", disable_reload=False)
+
+    # -- data -----------------------------------------------------------------
+    def tags(self, ctx, experiment):
+        """``{run: {tag: content}}`` of every parseable ConvViz tag."""
+        mapping = self._data_provider.list_blob_sequences(
+            ctx, experiment_id=experiment, plugin_name=self.plugin_name
+        ) or {}
+        result = {}
+        for run, tag_map in mapping.items():
+            tags = {}
+            for tag, ts in (tag_map or {}).items():
+                try:
+                    content = metadata.parse_content(ts.plugin_content)
+                except (ValueError, TypeError, AttributeError):
+                    continue  # another writer's content: never break the listing
+                content["max_step"] = int(ts.max_step)
+                content["max_length"] = int(ts.max_length or 0)
+                content["description"] = ts.description or ""
+                tags[tag] = content
+            if tags:
+                result[run] = tags
+        return result
+
+    def series(self, ctx, experiment, run, tag):
+        listing = self._data_provider.list_blob_sequences(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=self.plugin_name,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        ) or {}
+        ts = listing.get(run, {}).get(tag)
+        if ts is None:
+            raise errors.NotFoundError(f"no ConvViz data for run {run!r}, tag {tag!r}")
+        try:
+            content = metadata.parse_content(ts.plugin_content)
+        except (ValueError, TypeError, AttributeError) as err:
+            raise errors.NotFoundError(f"tag {tag!r} of run {run!r} has no readable ConvViz content: {err}")
+        data = self._data_provider.read_blob_sequences(
+            ctx,
+            experiment_id=experiment,
+            plugin_name=self.plugin_name,
+            downsample=self._downsample,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+        ) or {}
+        steps = [
+            {
+                "step": int(d.step),
+                "wall_time": float(d.wall_time),
+                "blobs": ["blob?" + urllib.parse.urlencode({"key": ref.blob_key}) for ref in d.values],
+            }
+            for d in data.get(run, {}).get(tag, [])
+        ]
+        return {"run": run, "tag": tag, "content": content, "steps": steps}
+
+    # -- routes ---------------------------------------------------------------
+    @wrappers.Request.application
+    def _serve_tags(self, request):
+        ctx = plugin_util.context(request.environ)
+        experiment = plugin_util.experiment_id(request.environ)
+        return _json(request, self.tags(ctx, experiment))
+
+    @wrappers.Request.application
+    def _serve_series(self, request):
+        try:
+            run, tag = _param(request, "run"), _param(request, "tag")
+        except _BadRequest as err:
+            return _text(request, str(err), 400)
+        ctx = plugin_util.context(request.environ)
+        experiment = plugin_util.experiment_id(request.environ)
+        try:
+            return _json(request, self.series(ctx, experiment, run, tag))
+        except errors.NotFoundError as err:
+            return _text(request, str(err), 404)
+
+    @wrappers.Request.application
+    def _serve_blob(self, request):
+        try:
+            key = _param(request, "key")
+        except _BadRequest as err:
+            return _text(request, str(err), 400)
+        ctx = plugin_util.context(request.environ)
+        try:
+            data = self._data_provider.read_blob(ctx, blob_key=key)
+        except errors.NotFoundError as err:
+            return _text(request, f"unknown blob: {err}", 404)
+        except errors.InvalidArgumentError as err:
+            return _text(request, f"bad blob key: {err}", 400)
+        except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as err:
+            # the Python data provider raises these for keys it cannot decode
+            return _text(request, f"bad blob key: {type(err).__name__}", 400)
+        return http_util.Respond(request, data, image_mime_type(data), expires=3600)
+
+    @wrappers.Request.application
+    def _serve_index_js(self, request):
+        return self._static_response(request, "index.js")
+
+    @wrappers.Request.application
+    def _serve_static(self, request):
+        path = urllib.parse.unquote(request.path)
+        marker = "/static/"
+        name = path[path.rfind(marker) + len(marker):] if marker in path else ""
+        return self._static_response(request, name)
+
+    def _static_response(self, request, name):
+        # Only plain file names of known types that exist in static/: no '/', '..', or hidden files.
+        if not _STATIC_NAME.match(name or "") or ".." in name:
+            return _text(request, "not found", 404)
+        path = os.path.join(STATIC_DIR, name)
+        if os.path.dirname(os.path.realpath(path)) != os.path.realpath(STATIC_DIR) or not os.path.isfile(path):
+            return _text(request, "not found", 404)
+        with open(path, "rb") as f:
+            body = f.read()
+        ext = os.path.splitext(name)[1]
+        mime = _STATIC_TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if mime.startswith("text/") or mime == "application/json":
+            mime += "; charset=utf-8"
+        return http_util.Respond(request, body, mime)
+
+
+class ConvVizPluginLoader(base_plugin.TBLoader):
+    """Entry point ``tensorboard_plugins: convviz``; loads without TensorFlow."""
+
+    def load(self, context):
+        return ConvVizPlugin(context)
+
