@@ -47,18 +47,32 @@ def _to_rgb8(img):
     return arr
 
 
-def read_image(path):
-    """An image file (PNG, JPEG, ...) as RGB uint8 ``(H, W, 3)``."""
-    path = os.fspath(path)
+def _check_file(path, what):
+    if not os.path.exists(path):
+        raise ValueError(f"{what} {path!r} does not exist")
     if not os.path.isfile(path):
-        raise ValueError(f"image {path!r} does not exist")
+        raise ValueError(f"{what} {path!r} is not a file")
+
+
+def read_image(path, frame=0):
+    """An image file (PNG, JPEG, ...) as RGB uint8 ``(H, W, 3)``.
+
+    ``frame`` picks a frame of a multi-frame image (animated GIF/PNG, TIFF).
+    """
+    path = os.fspath(path)
+    _check_file(path, "image")
     try:
         with Image.open(path) as img:
+            count = getattr(img, "n_frames", 1)
+            if frame >= count:
+                raise ValueError(
+                    f"frame {frame} is past the end of {path!r}, which has {count} "
+                    f"frame{'s' if count != 1 else ''} (0..{count - 1})"
+                )
+            img.seek(frame)
             img.load()
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
             return _to_rgb8(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"cannot read image {path!r}: {err}") from None
 
 
@@ -74,8 +88,7 @@ def _open_video(path):
 def read_frame(path, frame):
     """Frame number ``frame`` (0-based) of a video, as RGB uint8 ``(H, W, 3)``."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"video {path!r} does not exist")
+    _check_file(path, "video")
     if frame is None or int(frame) < 0:
         raise ValueError(f"frame must be a frame number >= 0, got {frame!r}")
     frame = int(frame)
@@ -102,9 +115,22 @@ def read_frame(path, frame):
 def read_input(path, frame=None):
     """An image, or frame ``frame`` of a video (chosen by extension or by ``frame``)."""
     is_video = os.fspath(path).lower().endswith(VIDEO_EXTENSIONS)
-    if is_video or frame is not None:
+    if is_video:
         return read_frame(path, 0 if frame is None else frame)
-    return read_image(path)
+    if frame is None:
+        return read_image(path)
+    if int(frame) < 0:
+        raise ValueError(f"frame must be a frame number >= 0, got {frame!r}")
+    _check_file(os.fspath(path), "input")
+    try:  # an image file (possibly multi-frame) with a frame number
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValueError(
+            f"cannot read {os.fspath(path)!r}: not an image, and not a video "
+            f"({' '.join(VIDEO_EXTENSIONS)})"
+        ) from None
+    return read_image(path, int(frame))
 
 
 def resize(image, size):
