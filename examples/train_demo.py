@@ -2,7 +2,7 @@
 
     python examples/train_demo.py [--out keras_convviz/data/demo.weights.h5]
 
-It trains on ``demo.shapes(4000, seed=1)``, reports the accuracy on the
+It trains on ``demo.shapes(3000, seed=1)``, reports the accuracy on the
 held-out ``demo.shapes(400, seed=12345)`` and saves the weights.
 """
 
@@ -18,8 +18,8 @@ from keras_convviz import demo  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(demo.weights_path()))
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--n", type=int, default=3000)
     args = parser.parse_args()
     import keras
 

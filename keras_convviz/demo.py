@@ -92,13 +92,13 @@ def build_model():
 
     x = inputs = keras.Input((SIZE, SIZE, 3), name="image")
     x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="block1_conv1")(x)
-    x = layers.BatchNormalization(name="block1_bn1")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="block1_bn1")(x)
     x = layers.ReLU(name="block1_relu1")(x)
     x = layers.Conv2D(16, 3, padding="same", activation="relu", name="block1_conv2")(x)
     x = layers.MaxPooling2D(2, name="block1_pool")(x)
     for block, width in ((2, 32), (3, 64)):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{block}_conv1")(x)
-        x = layers.BatchNormalization(name=f"block{block}_bn1")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn1")(x)
         x = layers.Activation("relu", name=f"block{block}_relu1")(x)
         x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"block{block}_conv2")(x)
         if block == 2:
@@ -126,7 +126,7 @@ def load_model():
     return model
 
 
-def train(model=None, n=4000, epochs=6, seed=1, batch_size=64, verbose=1, callbacks=()):
+def train(model=None, n=3000, epochs=4, seed=1, batch_size=64, verbose=1, callbacks=()):
     """Train the demo CNN from scratch on ``shapes(n, seed)``; returns the model."""
     import keras
 

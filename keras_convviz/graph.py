@@ -150,10 +150,10 @@ class Graph:
         step = self.step(name)
         if not step.is_spatial:
             spatial = [s.name for s in self.steps if s.is_spatial]
+            hint = f"pick a spatial layer such as {spatial[-1]!r}" if spatial else "this model has none"
             raise ValueError(
                 f"layer {step.name!r} ({step.type_name}) has output shape "
-                f"{step.output_shape}, not a spatial (H, W, C) map; pick a "
-                f"spatial layer such as {spatial[-1]!r}."
+                f"{step.output_shape}, not a spatial (H, W, C) map; {hint}."
             )
         return step
 

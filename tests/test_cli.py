@@ -1,0 +1,68 @@
+"""The `convviz` command through a real subprocess: output and exit codes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def convviz(*args, timeout=240):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_layers_demo_prints_the_table():
+    result = convviz("layers", "--model", "demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:4] == ["layer", "type", "output", "kernel/stride"]
+    row = next(l for l in lines if l.startswith("block2_pool")).split()
+    # block2_pool of the demo CNN: 2x2/2 pool, field 16 px, stride 4, padding 2+... from the walk
+    assert row[1:5] == ["MaxPooling2D", "16x16x32", "2/2", "16"] and row[5] == "4"
+    assert result.stderr == ""
+
+
+def test_layers_vgg16_without_weights_offline():
+    result = convviz("layers", "--model", "vgg16", "--weights", "none")
+    assert result.returncode == 0, result.stderr
+    row = next(l for l in result.stdout.splitlines() if l.startswith("block5_pool")).split()
+    assert row[4:7] == ["212", "32", "90"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("layers", "--model", "resnet9000"), "unknown model 'resnet9000'"),
+    (("layers", "--model", "/nonexistent/model.keras"), "does not exist"),
+    (("layers", "--model", "demo", "--weights", "/nonexistent.h5"), "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    result = convviz(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_corrupt_model_file(tmp_path):
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"this is not a zip file")
+    result = convviz("layers", "--model", str(bad))
+    assert result.returncode == 2 and "cannot load model file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    debug = convviz("--debug", "layers", "--model", str(bad))
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_imagenet_download_failure_names_the_alternatives(monkeypatch):
+    import keras
+    from keras_convviz import presets
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.applications, "VGG16", offline)
+    with pytest.raises(ValueError) as err:
+        presets.load("vgg16", weights="imagenet")
+    text = str(err.value)
+    assert "--weights none" in text and "--model demo" in text and "--weights PATH" in text
+    assert "\n" not in text
