@@ -18,7 +18,7 @@ from keras_convviz import demo  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(demo.weights_path()))
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--n", type=int, default=3000)
     args = parser.parse_args()
     import keras

@@ -126,7 +126,7 @@ def load_model():
     return model
 
 
-def train(model=None, n=3000, epochs=4, seed=1, batch_size=64, verbose=1, callbacks=()):
+def train(model=None, n=3000, epochs=5, seed=1, batch_size=64, verbose=1, callbacks=()):
     """Train the demo CNN from scratch on ``shapes(n, seed)``; returns the model."""
     import keras
 
