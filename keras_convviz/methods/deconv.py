@@ -97,6 +97,15 @@ def _layer(graph, layer):
 
 
 # ---------------------------------------------------------------- compiled passes
+def _first_trace_only(fn):
+    """Each cached function traces once per model/layer by design; TensorFlow's
+    "frequent retracing" heuristic counts them together (same source code), so
+    silence it for these functions."""
+    if hasattr(fn, "_omit_frequent_tracing_warning"):
+        fn._omit_frequent_tracing_warning = True
+    return fn
+
+
 def _x_spec(shape):
     return tf.TensorSpec((None,) + tuple(shape), tf.float32)
 
@@ -118,7 +127,7 @@ def _joint_fn(graph, name, hw, channels, explicit):
             target = tf.reduce_sum(a * seed)
         return tape.gradient(target, x), maps, pos, vals
 
-    return joint
+    return _first_trace_only(joint)
 
 
 def _select_fn(graph, name, hw, channels, explicit):
@@ -131,7 +140,7 @@ def _select_fn(graph, name, hw, channels, explicit):
         maps, pos, vals, _ = _select(a, hw, channels, m, k, explicit, chosen, want_mask=False)
         return maps, pos, vals
 
-    return select
+    return _first_trace_only(select)
 
 
 def _select(a, hw, channels, m, k, explicit, chosen, want_mask=True):
@@ -167,7 +176,7 @@ def _masked_fn(graph, name, in_shape, out_shape):
             target = tf.reduce_sum(a * seed)
         return tape.gradient(target, x), tf.reduce_sum(seed, axis=(1, 2, 3))
 
-    return masked
+    return _first_trace_only(masked)
 
 
 def _layer_shape_for(graph, name, in_shape):
