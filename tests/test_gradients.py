@@ -391,3 +391,50 @@ def test_peak_memory_does_not_grow_with_samples(method):
     # (~840 MB); chunks of 20 keep the peak where 20 samples put it.
     assert large["peak_kb"] <= 1.2 * small["peak_kb"], (small, large)
     assert large["peak_kb"] - large["before_kb"] < 150_000, (small, large)
+
+
+# ---------------------------------------------------------------- CLI
+def _convviz(*args):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def shape_png(tmp_path_factory):
+    from keras_convviz import demo, media, render
+
+    images, labels, _ = demo.shapes(2, seed=9)
+    path = tmp_path_factory.mktemp("img") / "cross.png"
+    media.save_png(path, render.to_uint8(images[1]))  # a cross (label 3)
+    assert labels[1] == 3
+    return str(path)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "smoothgrad"])
+def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
+    from PIL import Image
+
+    extra = ["--samples", "5"] if method == "smoothgrad" else []
+    result = _convviz(method, shape_png, "--model", "demo", "--target", "square", "--out", str(tmp_path), *extra)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "top classes:" and lines[1].startswith("  1. cross (3): ")
+    assert "explained: square (1)" in result.stdout
+    for name in (f"cross_{method}.png", f"cross_{method}_overlay.png"):
+        with Image.open(tmp_path / name) as img:
+            assert img.size == (192, 192) and img.mode == "RGB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"cross_{method}.png", f"cross_{method}_overlay.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("gradcam", "--target", "sqare"), "Closest: square"),
+    (("gradcam", "--layer", "gap"), "not a spatial"),
+    (("ig", "--steps", "0"), "--steps must be >= 1"),
+])
+def test_cli_bad_input(args, message, shape_png, tmp_path):
+    method, *rest = args
+    result = _convviz(method, shape_png, "--out", str(tmp_path / "out"), *rest)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
