@@ -174,7 +174,7 @@ def _dependency_sets(names, size):
     a one-hot image at pixel p is non-zero exactly at the units that depend on p.
     """
     twin = positive(dilated_model(size=size))
-    probe = keras.Model(twin.inputs, [twin.get_layer(n).output for n in names])
+    probe = keras.Model(twin.inputs[0], [twin.get_layer(n).output for n in names])
     H, W = size
     onehot = np.zeros((H * W, H, W, 3), np.float32)
     onehot[np.arange(H * W), np.repeat(np.arange(H), W), np.tile(np.arange(W), H)] = 1.0
@@ -230,7 +230,7 @@ def test_fraction_values_equal_an_averaging_twin_built_from_keras_layers():
     model = dilated_model(size=size)
     twin = positive(dilated_model(merge=layers.Average, size=size))
     names = ["dil2", "down", "dil3", "point", "merge", "pool", "dil2b", "five", "cat", "last"]
-    probe = keras.Model(twin.inputs, [twin.get_layer(n).output for n in names])
+    probe = keras.Model(twin.inputs[0], [twin.get_layer(n).output for n in names])
     crops = [(3, 5, 20, 11), (0, 0, 37, 42), (30, 40, 7, 2), (12, 1, 1, 1)]
     result = box_filter(model, "last", crops)
     masks = np.zeros((len(crops),) + size + (3,), np.float32)

@@ -240,6 +240,9 @@ def _plan(graph, layer, hw, every_layer):
 
 
 # ------------------------------------------------------------------- TF ops
+# Maps travel as (1, h, w, N): the crops of a batch are the channels, which
+# is what TF's pooling kernels vectorize over (a single-channel NHWC pool is
+# many times slower per crop).
 def _pad_or_crop(tf, x, axis, before, after):
     if before < 0 or after < 0:
         n = x.shape[axis]
@@ -247,7 +250,7 @@ def _pad_or_crop(tf, x, axis, before, after):
         x = x[:, start:stop] if axis == 1 else x[:, :, start:stop]
         before, after = max(before, 0), max(after, 0)
     if before or after:
-        paddings = [[0, 0], [0, 0], [0, 0]]
+        paddings = [[0, 0], [0, 0], [0, 0], [0, 0]]
         paddings[axis] = [before, after]
         x = tf.pad(x, paddings)
     return x
@@ -259,18 +262,13 @@ def _box(tf, x, op):
         before, after = op.pads[axis - 1]
         x = _pad_or_crop(tf, x, axis, before, after)
     k, s, d, m = op.kernel, op.stride, op.dilation, op.out_hw
-    if d == (1, 1) and k != (1, 1):
-        y = tf.nn.avg_pool2d(x[..., None], ksize=list(k), strides=list(s), padding="VALID")[..., 0]
-        return y
-    # dilated (or 1x1 strided): sum of k shifted, strided slices per dimension
-    for axis in (1, 2):
-        kk, ss, dd, mm = k[axis - 1], s[axis - 1], d[axis - 1], m[axis - 1]
-        parts = []
-        for t in range(kk):
-            start, stop = t * dd, t * dd + (mm - 1) * ss + 1
-            parts.append(x[:, start:stop:ss] if axis == 1 else x[:, :, start:stop:ss])
-        x = tf.add_n(parts) / float(kk) if kk > 1 else parts[0]
-    return x
+    if d == (1, 1):
+        return tf.nn.avg_pool2d(x, ksize=list(k), strides=list(s), padding="VALID")
+    # dilated: the stride-1 dilated average, then every s-th output
+    y = tf.nn.pool(x, window_shape=list(k), pooling_type="AVG", padding="VALID", dilations=list(d))
+    if s != (1, 1):
+        y = y[:, ::s[0], ::s[1]]
+    return y[:, :m[0], :m[1]]
 
 
 def _run_ops(tf, ops, in_id, x):
@@ -283,12 +281,20 @@ def _run_ops(tf, ops, in_id, x):
         elif op.kind == "merge":
             y = tf.add_n([w * values[t] for w, t in zip(op.weights, op.inputs)]) if len(op.inputs) > 1 \
                 else values[op.inputs[0]]
-            y = tf.broadcast_to(y, tf.concat([tf.shape(y)[:1], list(op.out_hw)], 0))
+            y = tf.broadcast_to(y, tf.concat([[1], list(op.out_hw), tf.shape(y)[3:]], 0))
         else:  # spatial concat
             y = tf.concat([values[t] for t in op.inputs], axis=op.axis)
         for o in op.outputs:
             values[o] = y
     return values
+
+
+def _to_channels(tf, masks):
+    return tf.transpose(masks, [1, 2, 0])[None]  # (N, h, w) -> (1, h, w, N)
+
+
+def _from_channels(tf, maps):
+    return tf.transpose(maps[0], [2, 0, 1])  # (1, h, w, N) -> (N, h, w)
 
 
 def _compiled(graph, layer, mode, hw, every_layer):
@@ -308,8 +314,8 @@ def _compiled(graph, layer, mode, hw, every_layer):
         @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(hw), tf.float32)],
                      reduce_retracing=True)
         def fn(mask):
-            values = _run_ops(tf, ops, in_id, mask)
-            return [values[op.outputs[0]] for op in shown]
+            values = _run_ops(tf, ops, in_id, _to_channels(tf, mask))
+            return [_from_channels(tf, values[op.outputs[0]]) for op in shown]
 
         names = [op.name for op in shown]
         field_hw = tuple(hw)
@@ -317,17 +323,18 @@ def _compiled(graph, layer, mode, hw, every_layer):
         @tf.function(input_signature=[tf.TensorSpec((None,) + t_hw, tf.float32)],
                      reduce_retracing=True)
         def fn(mask):
+            # the transposed filters, as the exact adjoint: d <A x, mask> / d (every map)
             n = tf.shape(mask)[0]
-            x = tf.ones(tf.concat([[n], list(hw)], 0), tf.float32)
+            x = tf.ones(tf.concat([[1], list(hw), [n]], 0), tf.float32)
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 values = _run_ops(tf, ops, in_id, x)
                 y = values[target.output_ids[0]]
-                score = tf.reduce_sum(y * mask)
+                score = tf.reduce_sum(y * _to_channels(tf, mask))
             sources = [values[op.outputs[0]] for op in reversed(shown) if op is not t_op] + [x]
             grads = tape.gradient(score, sources,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return [mask] + list(grads)
+            return [mask] + [_from_channels(tf, g) for g in grads]
 
         names = [t_op.name] + [op.name for op in reversed(shown) if op is not t_op] + [None]
         field_hw = t_hw
