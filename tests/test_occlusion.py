@@ -168,3 +168,36 @@ def test_figure_panel():
     res = occlusion(model, x, None, 7, 5)
     panel = figure((x[0] * 255).astype(np.uint8), res, 0, class_names=["cat", "dog", "eel"], cell=64)
     assert panel.dtype == np.uint8 and panel.ndim == 3 and panel.shape[1] > 4 * 64
+
+
+def _cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=cwd)
+
+
+def test_cli_occlusion(tmp_path):
+    from keras_convviz import demo, media
+
+    images, labels, _ = demo.shapes(1, seed=7)
+    src = media.save_png(tmp_path / "shape.png", (images[0] * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    proc = _cli("occlusion", src, "--model", "demo", "--target", demo.CLASS_NAMES[labels[0]],
+                "--patch", "16", "--stride", "8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "shape_occlusion.png").is_file()
+    saved = np.load(out / "shape_occlusion.npz")
+    assert saved["probability"].shape == (7, 7) and int(saved["target"]) == labels[0]
+    assert demo.CLASS_NAMES[labels[0]] in proc.stdout
+
+    bad = _cli("occlusion", src, "--model", "demo", "--patch", "100", "--stride", "8", "--out", str(out))
+    assert bad.returncode == 2 and "larger than the 64x64 image" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    bad = _cli("occlusion", src, "--model", "demo", "--patch", "8", "--stride", "0", "--out", str(out))
+    assert bad.returncode == 2 and "stride must be >= 1" in bad.stderr
+    bad = _cli("occlusion", src, "--model", "demo", "--target", "hexagon", "--out", str(out))
+    assert bad.returncode == 2 and "not a class" in bad.stderr

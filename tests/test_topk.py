@@ -161,3 +161,46 @@ def test_figure_grid(data):
     grid, chosen = figure(model, res, images, maps=2, cell=24)
     assert list(chosen) == list(res.strongest_maps(2))
     assert grid.dtype == np.uint8 and grid.shape[1] >= 6 * 24 and grid.shape[0] >= 2 * 24
+
+
+def _cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_cli_topk(tmp_path):
+    from keras_convviz import demo, media
+
+    images, _, _ = demo.shapes(7, seed=11)
+    src = tmp_path / "photos"
+    for i, img in enumerate(images):
+        media.save_png(src / ("nested" if i % 2 else "") / f"img{i}.png", (img * 255).astype(np.uint8))
+    (src / "broken.jpg").write_bytes(b"not an image")
+    (src / "notes.txt").write_text("ignored: not an image extension")
+    out = tmp_path / "out"
+    proc = _cli("topk", str(src), "--model", "demo", "--layer", "block2_conv2", "--k", "3", "--maps", "4",
+                "--batch-size", "4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping" in proc.stderr and "broken.jpg" in proc.stderr
+    assert "skipped 1 unreadable file" in proc.stderr
+    assert "images/s" in proc.stdout and "7 images streamed" in proc.stdout
+    assert (out / "topk_block2_conv2.png").is_file()
+    table = json.loads((out / "topk_block2_conv2.json").read_text())
+    assert table["images"] == 7 and table["skipped"] == 1 and len(table["maps"]) == 32
+    first = table["maps"]["0"]
+    assert len(first) == 3 and first[0]["value"] >= first[1]["value"] >= first[2]["value"]
+    assert os.path.isfile(first[0]["image"])
+
+    glob_run = _cli("topk", str(src / "**" / "*.png"), "--model", "demo", "--layer", "block1_conv2",
+                    "--k", "2", "--maps", "2", "--out", str(out))
+    assert glob_run.returncode == 0, glob_run.stderr
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = _cli("topk", str(empty), "--model", "demo", "--out", str(out))
+    assert bad.returncode == 2 and "no image files" in bad.stderr
+    bad = _cli("topk", str(src), "--model", "demo", "--k", "50", "--out", str(out))
+    assert bad.returncode == 2 and "holds only 8 image files" in bad.stderr
+    bad = _cli("topk", str(src), "--model", "demo", "--layer", "predictions", "--k", "3", "--out", str(out))
+    assert bad.returncode == 2 and "not a spatial" in bad.stderr

@@ -1,0 +1,111 @@
+"""``convviz occlusion``: occlusion sensitivity of one image (Zeiler & Fergus, fig. 7).
+
+Writes ``<stem>_occlusion.png`` (the image, the target probability map, the
+most-probable-class map with its legend and the strongest map's activation)
+and ``<stem>_occlusion.npz`` (the three maps and the grid geometry).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from . import add_model_args, add_out_arg, load_preset, out_path
+
+
+def register(sub):
+    p = sub.add_parser(
+        "occlusion",
+        help="slide a grey square over an image and map the class probability (Zeiler & Fergus)",
+        description="Occlusion sensitivity: probability of the target, most probable class and the "
+                    "strongest feature map's activity for every position of an occluding square.",
+    )
+    p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
+    add_model_args(p)
+    p.add_argument("--target", default=None,
+                   help="class index or name to explain (default: the predicted class)")
+    p.add_argument("--patch", type=int, default=None,
+                   help="occluder side in pixels of the model input (default: a quarter of the input)")
+    p.add_argument("--stride", type=int, default=None, help="step between positions (default: patch / 2)")
+    p.add_argument("--fill", default="mean",
+                   help="occluder value in model-input space: 'mean' (the image's mean pixel) or a number "
+                        "(default: %(default)s)")
+    p.add_argument("--layer", default=None,
+                   help="layer for the activation map (default: the last conv layer)")
+    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
+    p.add_argument("--batch-size", type=int, default=32, help="occluded images per forward pass")
+    add_out_arg(p)
+    p.set_defaults(run=run)
+
+
+def resolve_class(text, preset, classes):
+    """A class index from '3' or a class name; ValueError lists names when unknown."""
+    text = str(text).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+    else:
+        names = list(preset.class_names or [])
+        if text not in names:
+            import difflib
+
+            close = difflib.get_close_matches(text, names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else (
+                "; pass a class index" if not names else f"; classes: {', '.join(names[:10])}"
+                + (" ..." if len(names) > 10 else ""))
+            raise ValueError(f"--target {text!r} is not a class of model {preset.name}{hint}")
+        index = names.index(text)
+    if not 0 <= index < max(classes, 2):
+        raise ValueError(f"--target {index} is outside the model's classes 0..{max(classes, 2) - 1}")
+    return index
+
+
+def run(args):
+    import numpy as np
+
+    from .. import media
+    from ..methods.occlusion import figure, occlusion
+    from ..select import score_step
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    fill = None
+    if str(args.fill).lower() != "mean":
+        try:
+            fill = float(args.fill)
+        except ValueError:
+            raise ValueError(f"--fill must be 'mean' or a number, got {args.fill!r}") from None
+    image = media.read_input(args.image, args.frame)
+    preset = load_preset(args)
+    model = preset.model
+    h, w = preset.input_size
+    patch = args.patch if args.patch is not None else max(1, min(h, w) // 4)
+    stride = args.stride if args.stride is not None else max(1, patch // 2)
+    classes = int(score_step(model).output_shape[-1])
+    target = None if args.target is None else resolve_class(args.target, preset, classes)
+    x = preset.prepare([image])
+    result = occlusion(model, x, target, patch, stride, fill=fill, layer=args.layer, batch_size=args.batch_size)
+
+    stem = os.path.splitext(os.path.basename(args.image))[0]
+    if args.frame is not None:
+        stem += f"_frame{args.frame}"
+    shown = media.resize(image, (h, w))
+    panel = figure(shown, result, 0, class_names=preset.class_names)
+    png = media.save_png(out_path(args, f"{stem}_occlusion.png"), panel)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],
+                        activation=result.activation[0], origins_y=result.origins_y,
+                        origins_x=result.origins_x, patch=np.array(result.patch), target=result.target[0],
+                        map_index=result.map_index[0])
+    npz = media.atomic_write(out_path(args, f"{stem}_occlusion.npz"), buf.getvalue())
+    prob = result.probability[0]
+    i, j = np.unravel_index(np.argmin(prob), prob.shape)
+    y0, y1, x0, x1 = result.window(i, j)
+    tgt = int(result.target[0])
+    print(f"{preset.class_name(tgt)}: p={result.base_probability[0]:.3f} unoccluded, "
+          f"min {prob.min():.3f} with the {patch}px square at rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1} "
+          f"({prob.shape[0]}x{prob.shape[1]} positions, stride {stride})")
+    print(f"wrote {png}")
+    print(f"wrote {npz}")
+    return 0

@@ -1,0 +1,147 @@
+"""``convviz topk``: the strongest activations of a layer's feature maps over an
+image folder (Zeiler & Fergus, fig. 2).
+
+Reads every image under DIR (recursively) or matching a glob, streams them
+through the model once, and writes ``topk_<layer>.png`` (per map: its k deconv
+projections beside the k receptive-field patches) and ``topk_<layer>.json``
+(values, image paths and positions for every map). Unreadable files are
+skipped with a warning and counted.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+
+from . import add_model_args, add_out_arg, load_preset, out_path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def register(sub):
+    p = sub.add_parser(
+        "topk",
+        help="each feature map's k strongest activations over an image folder (Zeiler & Fergus fig. 2)",
+        description="Mine the top-k activations of every feature map of a layer over a folder of images.",
+    )
+    p.add_argument("source", metavar="DIR_OR_GLOB", help="an image folder (searched recursively) or a glob")
+    add_model_args(p)
+    p.add_argument("--layer", default=None, help="spatial layer (default: the last conv layer)")
+    p.add_argument("--k", type=int, default=9, help="activations kept per map (default: %(default)s)")
+    p.add_argument("--maps", type=int, default=16,
+                   help="maps drawn in the grid, the strongest first (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--cell", type=int, default=64, help="pixels per patch in the grid")
+    add_out_arg(p)
+    p.set_defaults(run=run)
+
+
+def find_images(source):
+    """Image files under a folder (recursive) or matching a glob, sorted."""
+    if os.path.isdir(source):
+        found = []
+        for root, dirs, files in os.walk(source):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(os.path.join(root, f) for f in files
+                         if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+        return sorted(found)
+    matches = glob.glob(source, recursive=True)
+    if not matches and not glob.has_magic(source):
+        raise ValueError(f"{source!r} is neither a folder nor a glob that matches files")
+    return sorted(p for p in matches if os.path.isfile(p))
+
+
+def run(args):
+    import numpy as np
+    import tensorflow as tf
+    from keras.utils import Progbar
+
+    from .. import media
+    from ..graph import walk
+    from ..methods.topk import figure, top_activations
+
+    for flag, value in (("--k", args.k), ("--maps", args.maps), ("--batch-size", args.batch_size),
+                        ("--cell", args.cell)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    files = find_images(args.source)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in {args.source!r}")
+    if len(files) < args.k:
+        raise ValueError(f"--k {args.k} but {args.source!r} holds only {len(files)} image files; "
+                         f"use --k {len(files)} or fewer")
+    preset = load_preset(args)
+    model = preset.model
+    graph = walk(model)
+    if args.layer is None:
+        if not preset.default_layers:
+            raise ValueError(f"model {model.name!r} has no conv layer; pick one with --layer")
+        layer = preset.default_layers[-1]
+    else:
+        layer = graph.spatial_step(args.layer).name
+    channels = int(graph.step(layer).output_shape[-1])
+    if args.maps > channels:
+        raise ValueError(f"--maps {args.maps} but layer {layer!r} has {channels} maps")
+    h, w = preset.input_size
+
+    used, skipped = [], []
+
+    def images():
+        for path in files:
+            try:
+                img = media.read_image(path)
+            except ValueError as err:
+                skipped.append(path)
+                sys.stdout.write("\n") if sys.stdout.isatty() else None
+                print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
+                continue
+            used.append(path)
+            yield preset.prepare([img])[0]
+
+    spec = tf.TensorSpec((h, w, int(graph.input_shape[-1])), tf.float32)
+    dataset = tf.data.Dataset.from_generator(images, output_signature=spec)
+    bar = Progbar(len(files), unit_name="image", stateful_metrics=["images/s"])
+    start = time.perf_counter()
+
+    def progress(done):
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        bar.update(min(done + len(skipped), len(files)), values=[("images/s", rate)], finalize=False)
+
+    try:
+        result = top_activations(model, dataset, layer, k=args.k, batch_size=args.batch_size, callback=progress)
+    except ValueError as err:
+        if not used:
+            raise ValueError(f"none of the {len(files)} files in {args.source!r} could be read") from None
+        raise err
+    bar.update(len(files), values=[("images/s", result.count / max(time.perf_counter() - start, 1e-9))],
+               finalize=True)
+
+    def load(i):
+        return preset.prepare([media.read_image(used[i])])[0]
+
+    grid, chosen = figure(model, result, load, maps=args.maps, deprocess=preset.deprocess,
+                          preprocess=preset.preprocess, cell=args.cell)
+    png = media.save_png(out_path(args, f"topk_{layer}.png"), grid)
+    table = {
+        "layer": layer, "k": result.k, "images": result.count, "skipped": len(skipped),
+        "maps": {
+            str(c): [{"value": float(result.values[c, r]), "image": used[int(result.image_ids[c, r])],
+                      "image_id": int(result.image_ids[c, r]),
+                      "y": int(result.positions[c, r, 0]), "x": int(result.positions[c, r, 1])}
+                     for r in range(result.k)]
+            for c in range(result.values.shape[0])
+        },
+        "drawn_maps": [int(c) for c in chosen],
+    }
+    js = media.atomic_write(out_path(args, f"topk_{layer}.json"), json.dumps(table, indent=1).encode())
+    print(f"{result.count} images streamed through {layer} ({channels} maps, top {result.k} each)")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}", file=sys.stderr)
+    print(f"wrote {png}")
+    print(f"wrote {js}")
+    return 0
