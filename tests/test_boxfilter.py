@@ -370,7 +370,9 @@ def test_pictures_one_panel_per_layer(dilated):
     n = len(result)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    assert frac.shape == (4 + rows * (42 + 16 + 4), 4 + cols * (37 + 4), 3) and frac.dtype == np.uint8
+    zoom = 6  # panels enlarged by a whole factor to at least 192 px: 37 * 6 = 222
+    assert frac.shape == (4 + rows * (42 * zoom + 16 + 4), 4 + cols * (37 * zoom + 4), 3)
+    assert frac.dtype == np.uint8
     assert ratio.shape == frac.shape and not np.array_equal(frac, ratio)
     over, _ = pictures(result, image=img, overlay=True)
     assert over.shape == frac.shape

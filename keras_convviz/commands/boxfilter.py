@@ -39,6 +39,8 @@ def register(sub):
                    help="model input H,W for vgg16/mobilenet (default 224,224)")
     p.add_argument("--overlay", action="store_true",
                    help="draw the input image weighted by the upsampled map instead of a heatmap")
+    p.add_argument("--all-layers", action="store_true",
+                   help="also draw layers that keep the geometry (BatchNorm, activations, padding)")
     p.add_argument("input", metavar="INPUT",
                    help="image (PNG/JPEG; grayscale, RGBA and 16-bit are converted) or video")
     p.add_argument("--frame", type=int, default=None, metavar="N",
@@ -70,10 +72,11 @@ def run(args):
         if not convs:
             raise ValueError("the model has no convolution; pass --layer")
         layer = convs[-1].name
+    given = crop
     if args.mode == "forward":
         crop = scale_crop(crop, image.shape[:2], hw)
     image = media.resize(image, hw)
-    result = box_filter(model, layer, crop, mode=args.mode)
+    result = box_filter(model, layer, crop, mode=args.mode, every_layer=args.all_layers)
     fraction, ratio = pictures(result, image=image, overlay=args.overlay)
     paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
     media.save_png(paths[0], fraction)
@@ -81,8 +84,9 @@ def run(args):
     last = result[result.layer] if args.mode == "forward" else result[result.input_name]
     where = "input" if args.mode == "backward" else result.layer
     support = int(np.count_nonzero(last.fraction))
+    scaled = "" if tuple(crop) == tuple(given) else f" (scaled from {','.join(map(str, given))})"
     print(f"{args.mode} box filter, {preset.name} {hw[0]}x{hw[1]}, layer {result.layer}, "
-          f"crop {','.join(map(str, crop))}: {len(result)} maps; {where} support {support} units, "
+          f"crop {','.join(map(str, crop))}{scaled}: {len(result)} maps; {where} support {support} units, "
           f"max fraction {float(last.fraction.max()):.3g}")
     for p in paths:
         print(f"wrote {p}")

@@ -446,11 +446,11 @@ def _maps(frac, inside, ones, single):
 
 
 # ------------------------------------------------------------------- pictures
-def pictures(result, image=None, overlay=False, index=0, columns=None):
+def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel=192):
     """``(conv_maps, conv_maps_ratio)``: RGB uint8 grids as the seed draws them.
 
     One panel per layer, titled with the layer name, every panel at the input
-    size. Each map is scaled by its own maximum (so small fractions in deep
+    size (enlarged to at least ``min_panel`` pixels). Each map is scaled by its own maximum (so small fractions in deep
     layers stay visible; the title gives the maximum). With ``overlay`` the
     panel is ``image`` weighted by the upsampled map, otherwise an inferno
     heatmap. The crop is outlined on the input panel (forward) or on the
@@ -460,14 +460,15 @@ def pictures(result, image=None, overlay=False, index=0, columns=None):
 
     from .. import render
 
-    names = list(result)
-    input_hw = result[result.input_name].shape[-2:]
-    if image is not None:
-        image = np.asarray(image)
-        if image.shape[:2] != tuple(input_hw):
-            from ..media import resize
+    from ..media import resize
 
-            image = resize(image, input_hw)
+    names = list(result)
+    input_hw = tuple(result[result.input_name].shape[-2:])
+    # panels at the input size, enlarged by a whole factor so titles fit small inputs
+    zoom = max(1, int(np.ceil(min_panel / max(min(input_hw), 1))))
+    panel_hw = (input_hw[0] * zoom, input_hw[1] * zoom)
+    if image is not None:
+        image = resize(np.asarray(image), panel_hw)
     if overlay and image is None:
         raise ValueError("overlay needs the input image")
     crops, single = _crops(result.crop)
@@ -482,12 +483,12 @@ def pictures(result, image=None, overlay=False, index=0, columns=None):
             top = float(m.max())
             scaled = m / top if top > 0 else m
             if overlay:
-                weight = render.upsample(scaled, input_hw)
+                weight = render.upsample(scaled, panel_hw)
                 panel = np.clip(image.astype(np.float32) * np.clip(weight, 0, 1)[..., None] + 0.5, 0, 255)
                 panel = panel.astype(np.uint8)
             else:
                 panel = render.colormap(scaled)
-                panel = np.asarray(Image.fromarray(panel).resize((input_hw[1], input_hw[0]), Image.NEAREST))
+                panel = np.asarray(Image.fromarray(panel).resize((panel_hw[1], panel_hw[0]), Image.NEAREST))
             if name == boxed:
                 panel = _outline(panel, crop, m.shape, Image, ImageDraw)
             panels.append(panel)
