@@ -361,8 +361,9 @@ def _reinitialize(layer, seed):
 class Randomization:
     """Result of :func:`randomization`.
 
-    ``layers[s]`` is the layer re-initialized at stage ``s`` (every earlier
-    layer stays randomized: the cascade); ``correlations[s, i]`` is the
+    ``layers[s]`` is the layer re-initialized at stage ``s`` (comma-joined
+    names for a stage of several layers; every earlier layer stays
+    randomized: the cascade); ``correlations[s, i]`` is the
     Spearman rank correlation of image ``i``'s map at stage ``s`` with its
     original map (NaN where a map is constant). ``original`` and ``maps`` hold
     the 2-D maps.
@@ -409,7 +410,9 @@ def randomization(model, method, inputs, target=None, layers=None, seed=0, outpu
         model, so every stage explains the same class.
       layers: the cascade, top first; default :func:`randomization_layers`
         (every weighted layer from the logits down). Stage ``s`` re-initializes
-        ``layers[s]`` on top of the stages before it.
+        ``layers[s]`` on top of the stages before it; an entry may also be a
+        list of layer names re-initialized together in one stage (e.g.
+        ``[["predictions"], all_the_others]`` for "top layer" and "all layers").
       seed: seeds the fresh weights.
       **kwargs: passed to the method (``layer=``, ``samples=``, ...).
 
@@ -422,19 +425,26 @@ def randomization(model, method, inputs, target=None, layers=None, seed=0, outpu
     targets = fill_predicted(graph, step, x, targets)
     if output is not None:
         kwargs["output"] = output
-    cascade = randomization_layers(graph, output) if layers is None else [graph.step(n).name for n in layers]
-    if not cascade:
+    if layers is None:
+        layers = randomization_layers(graph, output)
+    if isinstance(layers, str):
+        layers = [layers]
+    stages = [[graph.step(n).name for n in ([entry] if isinstance(entry, str) else list(entry))]
+              for entry in layers]
+    cascade = [names[0] if len(names) == 1 else ",".join(names) for names in stages]
+    if not cascade or not all(stages):
         raise ValueError("no layer with weights to randomize.")
     original = to_2d(fn(model, x, list(targets), **kwargs))
     saved = {}
     correlations = np.empty((len(cascade), x.shape[0]), np.float64)
     maps = np.empty((len(cascade),) + original.shape, np.float64)
     try:
-        for s, name in enumerate(cascade):
-            layer = graph.step(name).layer
-            if id(layer) not in saved:
-                saved[id(layer)] = [(v, np.array(v.numpy(), copy=True)) for v in layer.weights]
-            _reinitialize(layer, seed + s)
+        for s, names in enumerate(stages):
+            for j, name in enumerate(names):
+                layer = graph.step(name).layer
+                if id(layer) not in saved:
+                    saved[id(layer)] = [(v, np.array(v.numpy(), copy=True)) for v in layer.weights]
+                _reinitialize(layer, (seed + s) * 7919 + j)
             maps[s] = to_2d(fn(model, x, list(targets), **kwargs))
             correlations[s] = [spearman(o, m) for o, m in zip(original, maps[s])]
     finally:

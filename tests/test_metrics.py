@@ -234,3 +234,22 @@ def keras_convviz_saliency(model, x, target):
     from keras_convviz import saliency
 
     return saliency(model, x, target)
+
+
+def test_randomization_stages_of_several_layers():
+    model = _two_layer()
+    before = [w.copy() for w in model.get_weights()]
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4, 4, 1)).astype(np.float32)
+    seen = []
+
+    def method(model, inputs, target):
+        seen.append([w.copy() for w in model.get_weights()])
+        return np.random.default_rng(len(seen)).uniform(size=(len(inputs), 4, 4))
+
+    full = metrics.randomization(model, method, x, 0, layers=[["head", "conv"]])
+    assert full.layers == ["head,conv"] and full.correlations.shape == (1, 2)
+    assert len(seen) == 2 and all(not np.allclose(a, b) for a, b in zip(seen[0][::2], seen[1][::2]))  # kernels
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no layer"):
+        metrics.randomization(model, "saliency", x, 0, layers=[[]])
