@@ -397,6 +397,12 @@ def test_bad_units_and_inputs(demo_model, demo_images):
         D.deconv(demo_model, demo_images[0], "block3_conv2")
 
 
+def test_public_name():
+    import keras_convviz
+
+    assert keras_convviz.deconv is D.deconv
+
+
 def test_compiled_once(demo_model, demo_images):
     graph = walk(demo_model)
     for n in (1, 3, 2):

@@ -24,7 +24,6 @@ value, and so is the projection.
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 
 import numpy as np
