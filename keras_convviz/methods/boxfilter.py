@@ -428,18 +428,18 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, every_layer
     result.input_name = _input_name(graph)
     names = [result.input_name if n is None else n for n in entry["names"]]
     if mode == "forward":
-        result[result.input_name] = _maps(masks, masks, np.ones((1,) + field_hw, np.float32), single)
+        result[result.input_name] = _maps(masks, np.ones((1,) + field_hw, np.float32), single)
     for name, frac, one in zip(names, outs, ones):
-        result[name] = _maps(frac, frac, one, single)
+        result[name] = _maps(frac, one, single)
     return result
 
 
-def _maps(frac, inside, ones, single):
+def _maps(frac, ones, single):
     frac = np.clip(np.asarray(frac, np.float32), 0.0, 1.0)
     ones = np.asarray(ones, np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(ones > 0, inside / np.where(ones > 0, ones, 1.0), 0.0)
-    ratio = np.clip(ratio, 0.0, 1.0).astype(np.float32)
+    # ratio = inside / (inside + outside) = A m / A 1; 0 where nothing is seen
+    ratio = np.divide(frac, ones, out=np.zeros_like(frac), where=np.broadcast_to(ones > 0, frac.shape))
+    np.minimum(ratio, 1.0, out=ratio)
     if single:
         return BoxMaps(frac[0], ratio[0])
     return BoxMaps(frac, ratio)
