@@ -16,6 +16,7 @@ _API = {
     "capture": "probe",
     "Capture": "probe",
     "deconv": "methods.deconv",
+    "deconv_units": "methods.deconv",
     "box_filter": "methods.boxfilter",
     "saliency": "methods.gradients",
     "smoothgrad": "methods.gradients",
