@@ -194,7 +194,8 @@ def test_dilated_model_supports_equal_its_true_dependency_sets(dilated):
     dep = _dependency_sets(names, (H, W))  # name -> (h, w, H, W)
     pixels = [(20, 18), (0, 0), (41, 36), (13, 2), (41, 20)]
     result = box_filter(dilated, "last", [(px, py, 1, 1) for py, px in pixels])
-    assert [n for n in result if n != result.input_name] == names
+    assert list(result) == [result.input_name] + names  # ZeroPadding folds into the next conv
+    assert result.panels == [result.input_name] + names
     sparse_somewhere = False
     for k, (py, px) in enumerate(pixels):
         for name in names:
@@ -300,18 +301,41 @@ def test_batch_of_crops_equals_single_calls_and_compiles_once(mobilenet):
             np.testing.assert_allclose(batch[name].ratio[k], single[name].ratio, rtol=1e-6, atol=1e-9)
     small = box_filter(mobilenet, "conv_pw_9", crops, batch_size=3)
     np.testing.assert_allclose(small["conv_pw_9"].fraction, batch["conv_pw_9"].fraction, rtol=1e-6, atol=1e-9)
-    entry = walk(mobilenet).cache[("box_filter", "forward", "conv_pw_9", (224, 224), False)]
+    entry = walk(mobilenet).cache[("box_filter", "forward", "conv_pw_9", (224, 224))]
     assert entry["fn"].experimental_get_tracing_count() == 1
 
 
-def test_every_layer_and_the_default_selection(mobilenet):
+def test_every_spatial_layer_is_returned_and_panels_skip_identities(mobilenet):
     result = box_filter(mobilenet, "conv_pw_2", (10, 10, 5, 5))
-    assert list(result) == [result.input_name, "conv1", "conv_dw_1", "conv_pw_1", "conv_dw_2", "conv_pw_2"]
-    every = box_filter(mobilenet, "conv_pw_2", (10, 10, 5, 5), every_layer=True)
-    assert "conv_pad_2" in every and "conv1_bn" in every and "conv_pw_1_relu" in every
-    assert every["conv_pad_2"].fraction.shape == (113, 113)
-    np.testing.assert_array_equal(every["conv1_relu"].fraction, every["conv1"].fraction)
-    np.testing.assert_array_equal(every["conv_pw_1"].fraction, every["conv_dw_1"].fraction)  # 1x1: identity
+    assert result.panels == [result.input_name, "conv1", "conv_dw_1", "conv_pw_1", "conv_dw_2", "conv_pw_2"]
+    names = [s.name for s in walk(mobilenet).steps]
+    names = [n for n in names[:names.index("conv_pw_2") + 1] if n != "conv_pad_2"]
+    assert list(result) == [result.input_name] + names
+    assert result["conv1_relu"] is result["conv1"]  # identities share their maps
+    assert result["conv_pw_1"] is result["conv_dw_1_relu"]  # 1x1 conv: identity
+    back = box_filter(mobilenet, "conv_pw_2", (10, 10, 5, 5), mode="backward")
+    assert list(back) == list(reversed(list(result)))
+    assert back["conv_dw_2"] is back["conv_pw_2"] and back["conv1"] is back["conv1_relu"]
+    assert back.panels == list(reversed(result.panels))
+
+
+def test_backward_map_of_a_branch_counts_only_its_own_path():
+    """Residual block: the 1x1 branch conv is an identity, but its backward map must
+    not include the shortcut that leaves from the same tensor."""
+    x = keras.Input((20, 20, 1))
+    c1 = layers.Conv2D(2, 3, padding="same", name="c1")(x)
+    p = layers.Conv2D(2, 1, name="p")(c1)
+    q = layers.Conv2D(2, 3, padding="same", name="q")(p)
+    model = keras.Model(x, layers.Add(name="add")([q, c1]))
+    back = box_filter(model, "add", (10, 10, 1, 1), mode="backward")
+    unit = np.zeros((20, 20), np.float32)
+    unit[10, 10] = 1
+    np.testing.assert_allclose(back["add"].fraction, unit)
+    np.testing.assert_allclose(back["q"].fraction, unit / 2)  # Add averages its two branches
+    around = np.zeros((20, 20), np.float32)
+    around[9:12, 9:12] = 1 / 18  # through q's 3x3 average
+    np.testing.assert_allclose(back["p"].fraction, around, atol=1e-7)
+    np.testing.assert_allclose(back["c1"].fraction, around + unit / 2, atol=1e-7)  # both paths
 
 
 def test_dynamic_input_size_and_nested_models():
@@ -326,7 +350,7 @@ def test_dynamic_input_size_and_nested_models():
         box_filter(dyn, "top", (0, 0, 3, 3))
     a = box_filter(dyn, "top", (4, 5, 9, 6), input_shape=(45, 38))
     b = box_filter(fcn((45, 38)), "top", (4, 5, 9, 6))
-    assert list(a)[-2:] == list(b)[-2:] == ["mp", "top"] and len(a) == len(b) == 4
+    assert list(a)[-2:] == list(b)[-2:] == ["mp", "top"] and len(a) == len(b) == 4 == len(a.panels)
     for (_, ma), (_, mb) in zip(a.items(), b.items()):
         np.testing.assert_array_equal(ma.fraction, mb.fraction)
     # a Functional base used as a layer inside a Sequential is walked into

@@ -76,8 +76,8 @@ def run(args):
     if args.mode == "forward":
         crop = scale_crop(crop, image.shape[:2], hw)
     image = media.resize(image, hw)
-    result = box_filter(model, layer, crop, mode=args.mode, every_layer=args.all_layers)
-    fraction, ratio = pictures(result, image=image, overlay=args.overlay)
+    result = box_filter(model, layer, crop, mode=args.mode)
+    fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers)
     paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
     media.save_png(paths[0], fraction)
     media.save_png(paths[1], ratio)
@@ -86,7 +86,7 @@ def run(args):
     support = int(np.count_nonzero(last.fraction))
     scaled = "" if tuple(crop) == tuple(given) else f" (scaled from {','.join(map(str, given))})"
     print(f"{args.mode} box filter, {preset.name} {hw[0]}x{hw[1]}, layer {result.layer}, "
-          f"crop {','.join(map(str, crop))}{scaled}: {len(result)} maps; {where} support {support} units, "
+          f"crop {','.join(map(str, crop))}{scaled}: {len(result.panels)} maps drawn; {where} support {support} units, "
           f"max fraction {float(last.fraction.max()):.3g}")
     for p in paths:
         print(f"wrote {p}")

@@ -55,12 +55,17 @@ class BoxMaps:
 
 
 class BoxFilterResult(OrderedDict):
-    """``{layer_name: BoxMaps}`` in the order computed; ``.mode``, ``.layer``, ``.crop``."""
+    """``{layer_name: BoxMaps}`` in the order computed.
+
+    ``.mode``, ``.layer`` (the chosen layer), ``.crop``, ``.input_name`` (the
+    input map's key) and ``.panels`` (the layers drawn by default).
+    """
 
     mode = "forward"
     layer = None
     crop = None
     input_name = None
+    panels = ()
 
 
 # ------------------------------------------------------------------- crops
@@ -134,6 +139,7 @@ class _Op:
     weights: tuple = ()  # merges: per-branch weights
     axis: int = 0  # spatial concat: 1 (rows) or 2 (cols)
     shown: bool = False
+    listed: bool = True  # in the result (ZeroPadding is folded into the next layer)
 
 
 def _shapes_for(graph, hw):
@@ -174,7 +180,7 @@ def _shapes_for(graph, hw):
     return shapes
 
 
-def _plan(graph, layer, hw, every_layer):
+def _plan(graph, layer, hw):
     """The ops needed for ``layer``, their geometry, and the output map ids."""
     target = graph.spatial_step(layer)
     shapes = _shapes_for(graph, hw)
@@ -196,7 +202,7 @@ def _plan(graph, layer, hw, every_layer):
         branches = [t for t in step.input_ids if t in have]
         if not branches:
             continue  # fed only by non-spatial tensors or another model input
-        shown = every_layer or step.name == target.name
+        shown = step.name == target.name
         if step.kind == "merge":
             if type(step.layer).__name__ == "Concatenate":
                 axis = int(step.layer.axis) % 4
@@ -232,7 +238,8 @@ def _plan(graph, layer, hw, every_layer):
         kind = "identity" if identity else "box"
         shown = shown or step.kind in _SHOWN_KINDS or (step.kind == "other" and not identity)
         ops.append(_Op(step.name, kind, (branches[0],), step.output_ids, in_hw=n, out_hw=m,
-                       kernel=taps, stride=s, dilation=d, pads=pads, shown=shown))
+                       kernel=taps, stride=s, dilation=d, pads=pads, shown=shown,
+                       listed=step.kind != "zeropad" or step.name == target.name))
         have.update({o: m for o in step.output_ids})
     if target.output_ids[0] not in have:
         raise ValueError(f"layer {target.name!r} does not depend on the model's first input")
@@ -271,11 +278,12 @@ def _box(tf, x, op):
     return y[:, :m[0], :m[1]]
 
 
-def _run_ops(tf, ops, in_id, x):
+def _run_ops(tf, ops, in_id, x, distinct=False):
+    """Run the chain; ``distinct``: identities get their own tensor (for per-layer gradients)."""
     values = {in_id: x}
     for op in ops:
         if op.kind == "identity":
-            y = values[op.inputs[0]]
+            y = tf.identity(values[op.inputs[0]]) if distinct else values[op.inputs[0]]
         elif op.kind == "box":
             y = _box(tf, values[op.inputs[0]], op)
         elif op.kind == "merge":
@@ -297,48 +305,78 @@ def _from_channels(tf, maps):
     return tf.transpose(maps[0], [2, 0, 1])  # (1, h, w, N) -> (N, h, w)
 
 
-def _compiled(graph, layer, mode, hw, every_layer):
-    key = ("box_filter", mode, graph.step(layer).name, tuple(hw), bool(every_layer))
+def _compiled(graph, layer, mode, hw):
+    key = ("box_filter", mode, graph.step(layer).name, tuple(hw))
     entry = graph.cache.get(key)
     if entry is not None:
         return entry
     import tensorflow as tf
 
-    ops, target = _plan(graph, layer, hw, every_layer)
+    ops, target = _plan(graph, layer, hw)
     in_id = graph.input_ids[0]
-    shown = [op for op in ops if op.shown]
     t_op = next(op for op in ops if target.output_ids[0] in op.outputs)
     t_hw = tuple(t_op.out_hw)
+    shown = {op.name for op in ops if op.shown}
+    INPUT = None  # the key of the model input's map
 
     if mode == "forward":
+        # identity layers carry their input's map: compute and return each map once
+        key_of = {in_id: INPUT}
+        alias, computed = {}, []
+        for op in ops:
+            k = key_of[op.inputs[0]] if op.kind == "identity" else op.name
+            if op.kind != "identity" and op.listed:
+                computed.append(op)
+            alias[op.name] = k
+            key_of.update({o: k for o in op.outputs})
+
         @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(hw), tf.float32)],
                      reduce_retracing=True)
         def fn(mask):
             values = _run_ops(tf, ops, in_id, _to_channels(tf, mask))
-            return [_from_channels(tf, values[op.outputs[0]]) for op in shown]
+            return [mask] + [_from_channels(tf, values[op.outputs[0]]) for op in computed]
 
-        names = [op.name for op in shown]
+        order = [INPUT] + [op.name for op in ops if op.listed]
+        keys = [INPUT] + [op.name for op in computed]
         field_hw = tuple(hw)
     else:
+        # the map of a layer is d <A x, mask> / d (its output); a layer whose output
+        # feeds only an identity layer has that layer's map
+        uses = {}
+        for op in ops:
+            for t in op.inputs:
+                uses[t] = uses.get(t, 0) + 1
+        producer = {o: op.name for op in ops for o in op.outputs}
+        producer[in_id] = INPUT
+        alias = {op.name: op.name for op in ops}
+        alias[INPUT] = INPUT
+        for op in reversed(ops):
+            if op.kind == "identity" and uses[op.inputs[0]] == 1:
+                alias[producer[op.inputs[0]]] = alias[op.name]
+        by_name = {op.name: op for op in ops}
+        listed = {op.name for op in ops if op.listed} | {INPUT}
+        sources = [n for n in [op.name for op in reversed(ops)] + [INPUT]
+                   if alias[n] == n and n != t_op.name and n in listed]
+
         @tf.function(input_signature=[tf.TensorSpec((None,) + t_hw, tf.float32)],
                      reduce_retracing=True)
         def fn(mask):
-            # the transposed filters, as the exact adjoint: d <A x, mask> / d (every map)
             n = tf.shape(mask)[0]
             x = tf.ones(tf.concat([[1], list(hw), [n]], 0), tf.float32)
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                values = _run_ops(tf, ops, in_id, x)
+                values = _run_ops(tf, ops, in_id, x, distinct=True)
                 y = values[target.output_ids[0]]
                 score = tf.reduce_sum(y * _to_channels(tf, mask))
-            sources = [values[op.outputs[0]] for op in reversed(shown) if op is not t_op] + [x]
-            grads = tape.gradient(score, sources,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            tensors = [x if n is INPUT else values[by_name[n].outputs[0]] for n in sources]
+            grads = tape.gradient(score, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return [mask] + [_from_channels(tf, g) for g in grads]
 
-        names = [t_op.name] + [op.name for op in reversed(shown) if op is not t_op] + [None]
+        order = [t_op.name] + [op.name for op in reversed(ops) if op is not t_op and op.listed] + [INPUT]
+        keys = [t_op.name] + sources
         field_hw = t_hw
-    entry = {"fn": fn, "names": names, "field_hw": field_hw, "ones": None, "target": target.name}
+    entry = {"fn": fn, "order": order, "alias": alias, "keys": keys, "shown": shown,
+             "field_hw": field_hw, "ones": None, "target": target.name}
     graph.cache[key] = entry
     return entry
 
@@ -369,7 +407,7 @@ def _resolve_hw(graph, input_shape):
 
 
 # ------------------------------------------------------------------- the call
-def box_filter(model, layer, crop, mode="forward", input_shape=None, every_layer=False, batch_size=256):
+def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=256):
     """Receptive-field box-filter maps of a crop, per layer (seed viz.py semantics).
 
     Args:
@@ -384,14 +422,16 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, every_layer
             ``"backward"``: from ``layer`` down to the input (input map last).
         input_shape: ``(H, W)`` or ``(H, W, C)``; needed when the model's input
             size is not static, otherwise it may override it.
-        every_layer: also return identity layers (BatchNorm, ReLU, padding...);
-            by default only the input, convolutions, pools, merges, layers that
-            change the geometry, and ``layer`` itself.
         batch_size: crops per compiled call.
 
     Returns:
-        :class:`BoxFilterResult`, an ordered ``{layer_name: BoxMaps}``; the
-        input map is keyed by the model's input layer name. ``fraction`` is
+        :class:`BoxFilterResult`, an ordered ``{layer_name: BoxMaps}`` over
+        every spatial layer on the way (layers that keep the geometry, such as
+        BatchNorm or 1x1 convolutions, share their neighbour's maps;
+        ZeroPadding layers are folded into the next layer's padding); the
+        input map is keyed by the model's input layer name, and ``.panels``
+        names the layers worth drawing (input, convolutions, pools, merges,
+        ``layer``). ``fraction`` is
         the share of each unit's inputs (kernel taps, zero padding counted)
         that come from the crop (forward), or the transposed filter's weight
         of the crop at each position (backward). ``ratio`` is inside /
@@ -406,7 +446,7 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, every_layer
         raise ValueError(f"mode must be 'forward' or 'backward', got {mode!r}")
     graph = walk(model)
     hw = _resolve_hw(graph, input_shape)
-    entry = _compiled(graph, layer, mode, hw, every_layer)
+    entry = _compiled(graph, layer, mode, hw)
     field_hw = entry["field_hw"]
     where = "the input" if mode == "forward" else f"the feature map of {entry['target']!r}"
     crops, single = _crops(crop)
@@ -419,18 +459,19 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, every_layer
 
     masks = _masks(crops, field_hw)
     outs = None
-    for start in range(0, len(masks), max(int(batch_size), 1)):
-        part = [np.asarray(t) for t in fn(masks[start:start + batch_size])]
+    step = max(int(batch_size), 1)
+    for start in range(0, len(masks), step):
+        part = [np.asarray(t) for t in fn(masks[start:start + step])]
         outs = part if outs is None else [np.concatenate([a, b]) for a, b in zip(outs, part)]
 
+    maps = {k: _maps(frac, one, single) for k, frac, one in zip(entry["keys"], outs, ones)}
     result = BoxFilterResult()
     result.mode, result.layer, result.crop = mode, entry["target"], crop
     result.input_name = _input_name(graph)
-    names = [result.input_name if n is None else n for n in entry["names"]]
-    if mode == "forward":
-        result[result.input_name] = _maps(masks, np.ones((1,) + field_hw, np.float32), single)
-    for name, frac, one in zip(names, outs, ones):
-        result[name] = _maps(frac, one, single)
+    for name in entry["order"]:
+        result[result.input_name if name is None else name] = maps[entry["alias"].get(name, name)]
+    result.panels = [n for n in result
+                     if n == result.input_name or n in entry["shown"]]
     return result
 
 
@@ -446,7 +487,8 @@ def _maps(frac, ones, single):
 
 
 # ------------------------------------------------------------------- pictures
-def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel=192):
+def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel=192,
+             all_layers=False):
     """``(conv_maps, conv_maps_ratio)``: RGB uint8 grids as the seed draws them.
 
     One panel per layer, titled with the layer name, every panel at the input
@@ -462,7 +504,7 @@ def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel
 
     from ..media import resize
 
-    names = list(result)
+    names = list(result) if all_layers else list(result.panels)
     input_hw = tuple(result[result.input_name].shape[-2:])
     # panels at the input size, enlarged by a whole factor so titles fit small inputs
     zoom = max(1, int(np.ceil(min_panel / max(min(input_hw), 1))))
