@@ -7,7 +7,11 @@ value is the fraction of the layer's inputs (its kernel taps) that come from
 the crop, with zero padding counted as zeros. Layers that keep the geometry
 (1x1 stride-1 convs, BatchNorm, activations) are identities; ZeroPadding and
 Cropping pad or crop the mask; merges average their branches (Concatenate
-weights them by channel count). Because every step is linear:
+weights them by channel count; vector branches such as squeeze-excite carry
+no map and are left out). Pools are box filters over their window too (the
+question is which inputs a unit sees, not which one wins a max), with TF
+'same' padding counted as zeros as for convolutions; a dilated layer averages
+its k x k taps, not the dilated window. Because every step is linear:
 
 * ``fraction`` = A m, with A the chain of box filters and m the crop mask;
 * ``ratio`` = A m / A 1 = inside / (inside + outside), the seed's complement
