@@ -39,7 +39,7 @@ from ..graph import layer_geometry, walk
 __all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "pictures", "scale_crop", "check_crop"]
 
 # Step kinds shown as panels (besides the chosen layer); identities such as
-# BatchNorm / ReLU / ZeroPadding repeat the map before or after them.
+# BatchNorm / ReLU / 1x1 convs repeat the map before or after them.
 _SHOWN_KINDS = ("conv", "maxpool", "avgpool", "merge")
 
 
@@ -495,17 +495,18 @@ def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel
              all_layers=False):
     """``(conv_maps, conv_maps_ratio)``: RGB uint8 grids as the seed draws them.
 
-    One panel per layer, titled with the layer name, every panel at the input
-    size (enlarged to at least ``min_panel`` pixels). Each map is scaled by its own maximum (so small fractions in deep
-    layers stay visible; the title gives the maximum). With ``overlay`` the
-    panel is ``image`` weighted by the upsampled map, otherwise an inferno
-    heatmap. The crop is outlined on the input panel (forward) or on the
-    chosen layer's panel (backward). ``index`` picks one crop of a batch.
+    One panel per layer of ``result.panels`` (every layer with
+    ``all_layers``), titled with the layer name, size and maximum; panels have
+    the input size, enlarged by a whole factor to at least ``min_panel``
+    pixels. Each map is scaled by its own maximum, so small fractions in deep
+    layers stay visible. With ``overlay`` a panel is ``image`` weighted by the
+    upsampled map, otherwise an inferno heatmap. The crop is outlined on the
+    input panel (forward) or on the chosen layer's panel (backward).
+    ``index`` picks one crop of a batch.
     """
     from PIL import Image, ImageDraw
 
     from .. import render
-
     from ..media import resize
 
     names = list(result) if all_layers else list(result.panels)
