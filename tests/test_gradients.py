@@ -169,6 +169,41 @@ def test_nested_model(batch):
     _close(saliency(outer, batch, 1), np.abs(tape.gradient(s, x).numpy()).max(-1))
 
 
+@pytest.mark.parametrize("conv", [
+    dict(kernel_size=3, padding="same"),
+    dict(kernel_size=5, padding="valid"),
+    dict(kernel_size=(3, 1), padding="same"),
+    dict(kernel_size=2, padding="same"),  # even kernel: asymmetric SAME padding, TF's own gradient
+    dict(kernel_size=3, strides=2, padding="same"),  # strided: TF's own gradient
+    dict(kernel_size=3, dilation_rate=2, padding="same"),
+    dict(kernel_size=3, groups=2, padding="same"),
+])
+def test_conv_gradient_override_is_exact(conv):
+    """The flipped-kernel forward conv equals Conv2DBackpropInput wherever it is used."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((11, 10, 4))
+    h = L.Conv2D(6, activation="relu", **conv)(inputs)
+    h = L.Conv2D(3, 3, padding="same", activation="tanh")(h)
+    model = keras.Model(inputs, L.Dense(2, activation="softmax")(L.Flatten()(h)))
+    x = np.random.default_rng(0).normal(size=(2, 11, 10, 4)).astype(np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        feats = keras.Model(model.inputs, model.layers[-2].output)(xt)
+        s = tf.reduce_sum((tf.matmul(feats, model.layers[-1].kernel) + model.layers[-1].bias)[:, 1])
+    _close(saliency(model, x, 1), np.abs(tape.gradient(s, xt).numpy()).max(-1))
+
+
+def test_conv_gradient_override_is_in_the_graph(batch):
+    model = fused_softmax()
+    saliency(model, batch, 0)
+    fn = walk(model).cache[("gradient", "head", None, "absmax")]
+    ops = fn.get_concrete_function().graph.get_operations()
+    convs = [op for op in ops if op.type == "Conv2D" and "gradients" not in op.name]
+    assert convs and all(op.get_attr("_gradient_op_type") == b"ConvvizFlippedConv2D" for op in convs)
+    assert not any(op.type == "Conv2DBackpropInput" for op in ops)
+
+
 # ---------------------------------------------------------------- smoothgrad
 def test_smoothgrad_zero_noise_is_saliency(batch):
     model = fused_softmax()

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from ..graph import walk
 from ..probe import compiled, run
-from .gradients import _TARGETS, _spec, chunks, pick_scores, positive_int, prepare
+from .gradients import (_TARGETS, _spec, chunks, fast_conv_gradients, input_gradient, pick_scores,
+                        positive_int, prepare)
 
 __all__ = ["gradcam", "default_layer"]
 
@@ -39,12 +40,10 @@ def _cam_fn(graph, layer, step, upsample):
     def build():
         @tf.function(input_signature=[_spec(graph), _TARGETS])
         def cam(x, targets):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)  # records the path x -> maps -> score; only maps -> score is differentiated
+            with fast_conv_gradients():
                 found = run(graph, x, [layer], linear=[step.name])
-                maps = found[layer]
-                score = tf.reduce_sum(pick_scores(found[step.name], targets))
-            grads = tape.gradient(score, maps)
+            maps = found[layer]
+            grads = input_gradient(tf.reduce_sum(pick_scores(found[step.name], targets)), maps)
             weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
             heat = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
             if upsample and tuple(heat.shape[1:3]) != size:

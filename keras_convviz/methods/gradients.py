@@ -12,10 +12,22 @@ walked graph, batch dimension left open), so repeated calls never retrace.
 SmoothGrad noise and integrated-gradients path points are evaluated in chunks
 of at most ``batch_size`` model inputs, which bounds memory whatever the
 number of samples or steps.
+
+The input gradients are taken with ``tf.gradients`` inside the traced
+function (the graph-mode twin of ``tf.GradientTape``, same numbers) because
+it honours a gradient override: for stride-1, undilated, ungrouped
+``Conv2D`` with an odd kernel, the gradient with respect to the conv input
+is computed as a plain forward convolution of the incoming gradient with the
+spatially flipped, in/out-transposed kernel instead of TensorFlow's
+``Conv2DBackpropInput``. The two are equal (up to float rounding), but the
+forward convolution is the faster kernel on CPU (about 1.9x on VGG16's
+layers), which makes a saliency map cost about two forward passes instead of
+2.6. Other convolutions keep TensorFlow's own gradient.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 
@@ -113,6 +125,76 @@ def accumulate(total, idx, values):
     total[idx[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
+# ---------------------------------------------------------------- fast conv gradients
+_FLIPPED = "ConvvizFlippedConv2D"
+
+
+def _standard_conv_grad(op, grad):
+    try:
+        from tensorflow.python.ops import nn_grad
+
+        return nn_grad._Conv2DGrad(op, grad)
+    except (ImportError, AttributeError):  # pragma: no cover - older/newer TF layouts
+        x, w = op.inputs
+        strides, padding = op.get_attr("strides"), op.get_attr("padding").decode()
+        dilations, fmt = op.get_attr("dilations"), op.get_attr("data_format").decode()
+        if padding == "EXPLICIT":
+            flat = op.get_attr("explicit_paddings")
+            padding = [flat[i:i + 2] for i in range(0, len(flat), 2)]
+        dx = tf.compat.v1.nn.conv2d_backprop_input(tf.shape(x), w, grad, strides, padding,
+                                                   data_format=fmt, dilations=dilations)
+        dw = tf.compat.v1.nn.conv2d_backprop_filter(x, tf.shape(w), grad, strides, padding,
+                                                    data_format=fmt, dilations=dilations)
+        return dx, dw
+
+
+def _flipped_conv_grad(op, grad):
+    """Conv2D gradient; the input part as a forward conv with the flipped kernel where exact."""
+    x, w = op.inputs
+    kh, kw = w.shape[0], w.shape[1]
+    padding = op.get_attr("padding")
+    eligible = (
+        list(op.get_attr("strides")) == [1, 1, 1, 1]
+        and list(op.get_attr("dilations")) == [1, 1, 1, 1]
+        and op.get_attr("data_format") == b"NHWC"
+        and padding in (b"SAME", b"VALID")
+        and kh is not None and kw is not None
+        and x.shape[-1] is not None and x.shape[-1] == w.shape[2]  # not grouped
+        and (padding == b"VALID" or (kh % 2 == 1 and kw % 2 == 1))  # SAME pads symmetrically
+    )
+    if not eligible:
+        return _standard_conv_grad(op, grad)
+    flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
+    if padding == b"SAME":
+        dx = tf.nn.conv2d(grad, flipped, 1, "SAME")
+    else:  # the "full" correlation: pad by kernel - 1 on every side
+        dx = tf.nn.conv2d(grad, flipped, 1, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+    dw = tf.compat.v1.nn.conv2d_backprop_filter(x, tf.shape(w), grad, [1, 1, 1, 1], padding.decode())
+    return dx, dw  # dw is pruned from the graph when only input gradients are fetched
+
+
+try:
+    tf.RegisterGradient(_FLIPPED)(_flipped_conv_grad)
+except KeyError:  # already registered (module reloaded)
+    pass
+
+
+@contextlib.contextmanager
+def fast_conv_gradients():
+    """While tracing: Conv2D ops created here differentiate through ``_flipped_conv_grad``.
+
+    Only ``tf.gradients`` honours the override (``GradientTape`` looks
+    gradients up by op type alone).
+    """
+    with tf.compat.v1.get_default_graph().gradient_override_map({"Conv2D": _FLIPPED}):
+        yield
+
+
+def input_gradient(score, wrt):
+    """``d score / d wrt`` in the traced graph (zeros where unconnected)."""
+    return tf.gradients(score, wrt, unconnected_gradients=tf.UnconnectedGradients.ZERO)[0]
+
+
 def _spec(graph):
     return tf.TensorSpec((None,) + tuple(graph.input_shape), tf.float32)
 
@@ -126,11 +208,9 @@ def _grad_fn(graph, step, rule, reduce):
     def build():
         @tf.function(input_signature=[_spec(graph), _TARGETS])
         def gradient(x, targets):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)
+            with fast_conv_gradients():
                 scores = run(graph, x, [], rule=rule, linear=[step.name])[step.name]
-                score = tf.reduce_sum(pick_scores(scores, targets))
-            g = tape.gradient(score, x)
+            g = input_gradient(tf.reduce_sum(pick_scores(scores, targets)), x)
             if reduce == "absmax":
                 g = tf.reduce_max(tf.abs(g), axis=-1)
             return g
@@ -149,11 +229,9 @@ def _noisy_grad_fn(graph, step):
         def noisy_gradient(x, targets, sigma, seed):
             noise = tf.random.stateless_normal(tf.shape(x), seed) * tf.reshape(sigma, (-1, 1, 1, 1))
             noisy = x + noise
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(noisy)
+            with fast_conv_gradients():
                 scores = run(graph, noisy, [], linear=[step.name])[step.name]
-                score = tf.reduce_sum(target_scores(scores, targets))
-            return tape.gradient(score, noisy)
+            return input_gradient(tf.reduce_sum(target_scores(scores, targets)), noisy)
 
         return noisy_gradient
 
@@ -168,11 +246,9 @@ def _path_grad_fn(graph, step):
                                       _TARGETS])
         def path_gradient(x, baseline, alpha, targets):
             point = baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(point)
+            with fast_conv_gradients():
                 scores = run(graph, point, [], linear=[step.name])[step.name]
-                score = tf.reduce_sum(target_scores(scores, targets))
-            return tape.gradient(score, point)
+            return input_gradient(tf.reduce_sum(target_scores(scores, targets)), point)
 
         return path_gradient
 
