@@ -1,14 +1,15 @@
 """Images found by gradient optimization: class models and representation inversion.
 
-* :func:`class_model` (Simonyan et al. 2014): start from the zero image and
-  climb ``S_c(x) - l2 * R_2(x)``, where ``S_c`` is the pre-softmax class
+* :func:`class_model` (Simonyan et al. 2014): from the zero image, climb
+  ``S_c(x) - l2 * R_2(x - centre)``, where ``S_c`` is the pre-softmax class
   score, with the regularizers of Yosinski et al. (2015): random jitter,
   a Gaussian blur every few steps, total variation and clipping to the valid
   input range. With ``layer=`` it maximizes the mean of one feature map
   instead of a class.
 * :func:`invert` (Mahendran & Vedaldi 2015): from random noise, descend
-  ``||Phi(x) - Phi0||^2 / ||Phi0||^2 + l_alpha * R_alpha(x) + l_tv * TV_beta(x)``
-  with optional jitter, and report the normalized feature error per image.
+  ``||Phi(x) - Phi0||^2 / ||Phi0||^2 + l_alpha * R_alpha(x - centre)
+  + tv * TV_beta(x)`` with optional jitter, and report the normalized
+  feature error per image.
 
 Both work in **model input space** (the preprocessed values the model
 takes); turn results into pictures with ``result.rgb(preset.deprocess)``.
@@ -24,7 +25,7 @@ weights mean the same at any image size and input range::
 
 so ``l2 * R_2`` is Simonyan's ``lambda * ||x||^2`` with
 ``lambda = l2 / (H * W * C * scale ** 2)``. ``scale`` defaults to half the
-width of ``value_range`` (1 for the demo's [0, 1] is 0.5, 127.5 for [0, 255]).
+width of ``value_range`` (0.5 for the demo's [0, 1], 127.5 for [0, 255]).
 
 Each optimization step is one compiled ``tf.function`` (gradient, Adam or
 SGD update, blur, clip), traced once per model and mode and reused for every
@@ -68,7 +69,8 @@ class _Result:
         """The images as RGB ``uint8`` ``(N, H, W, 3)``.
 
         ``deprocess`` is the preset's (model inputs -> uint8 RGB). Without it
-        each image is min-max stretched to the full range.
+        each image is min-max stretched to the full range (grey stays grey
+        only for one channel; other counts show their first three channels).
         """
         if deprocess is not None:
             out = np.asarray(deprocess(self.images.copy()))
@@ -81,6 +83,8 @@ class _Result:
         x = (x - lo) / np.maximum(hi - lo, 1e-12)
         if x.shape[-1] == 1:
             x = np.repeat(x, 3, -1)
+        elif x.shape[-1] != 3:  # show the first three channels (zero-filled)
+            x = np.concatenate([x, np.zeros(x.shape[:-1] + (3,), x.dtype)], -1)[..., :3]
         return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     def __array__(self, dtype=None, copy=None):
@@ -402,14 +406,15 @@ def _class_step(graph, name, linear, feature, score, optimizer):
     return step
 
 
-def class_model(model, target=None, steps=200, lr=0.05, l2=0.01, jitter=2, blur_every=0,
+def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_every=0,
                 blur_sigma=0.5, tv=0.0, clip=None, layer=None, map=None, value_range=None,
                 seed=0, progress=False, optimizer="adam", init=None, tv_beta=2.0, scale=None,
                 centre=None, noise=0.0, score="logit", output=None):
     """Images that maximize a class score (Simonyan et al. 2014) or a feature map.
 
-    Starting from the zero image (in model input space), gradient ascent on
-    ``S(x) - l2 * R_2(x) - tv * TV_beta(x)`` (see the module docstring), with
+    Starting from the zero image (in model input space; see ``centre``),
+    gradient ascent on ``S(x) - l2 * R_2(x - centre) - tv * TV_beta(x)``
+    (see the module docstring), with
     Yosinski et al.'s (2015) regularizers: the score is taken on the image
     rolled by a random shift of up to ``jitter`` pixels, the image is
     Gaussian-blurred (``blur_sigma`` pixels) every ``blur_every`` steps and
@@ -417,9 +422,14 @@ def class_model(model, target=None, steps=200, lr=0.05, l2=0.01, jitter=2, blur_
 
     Args:
       model: a Keras image model (single input, fixed ``(H, W, C)``).
-      target: the class to maximize, an int or a list (one image each). The
-        score is the pre-softmax logit, also for a fused or standalone
-        softmax/sigmoid. Ignored with ``layer=``.
+      target: the class to maximize, an int or a list (one image each).
+        ``None`` is an error (there is no image to predict from).
+      score: ``"logit"`` (default): ``S`` is the pre-softmax logit
+        (Simonyan), also for a fused or standalone softmax/sigmoid.
+        ``"log_probability"``: ``S`` is the log of the model's own output
+        probability (log-softmax / log-sigmoid of the logits), which also
+        pushes the other classes down; use it when the logit alone drifts
+        into features shared with other classes (see docs/optimize.md).
       steps: optimization steps (> 0).
       lr: step size in units of ``scale`` (Adam: about the per-pixel change
         per step; SGD: ``x += lr * scale * grad``).
@@ -437,6 +447,12 @@ def class_model(model, target=None, steps=200, lr=0.05, l2=0.01, jitter=2, blur_
       progress: show a ``keras.utils.Progbar`` over the steps.
       optimizer: ``"adam"`` (default) or ``"sgd"`` (plain gradient ascent).
       init: a starting batch in input space instead of the zero image.
+      centre: the "zero image" (scalar or per channel) where the ascent
+        starts and which the L2 penalty pulls toward. Default: input-space
+        0 when it lies strictly inside ``value_range`` (zero-centred
+        preprocessing: Simonyan's mean image), else the middle of the range
+        (inputs in [0, 1] or [0, 255], where 0 is the black corner).
+      noise: Gaussian noise (times ``scale``) added to the start.
       scale: the unit of the penalties and of ``lr``; default half the width
         of ``value_range``, or 1 without one.
       output: the output of a multi-output model to take the class from.
@@ -451,6 +467,7 @@ def class_model(model, target=None, steps=200, lr=0.05, l2=0.01, jitter=2, blur_
                    scale, seed, centre)
     l2 = _check_float(l2, "l2")
     tv = _check_float(tv, "tv")
+    noise = _check_float(noise, "noise")
     tv_beta = _check_float(tv_beta, "tv_beta", 0.0, allow_equal=False)
     head = score_step(graph, output)
     if layer is not None:
@@ -624,10 +641,11 @@ def invert(model, inputs, layer, steps=300, lr=0.05, alpha=6.0, l_alpha=1e-4, tv
       lr: step size in units of ``scale``.
       alpha, l_alpha: the alpha-norm penalty (the paper uses alpha = 6).
       tv, tv_beta: the total-variation penalty ``TV_beta``.
-      jitter, blur_every, blur_sigma, clip, value_range, seed, optimizer:
-        as in :func:`class_model`.
+      jitter, blur_every, blur_sigma, clip, value_range, seed, optimizer,
+      centre: as in :func:`class_model` (the alpha-norm is of ``x - centre``).
       init: the starting batch; default Gaussian noise (``noise * scale``)
-        around the middle of ``value_range`` (or 0 without one).
+        around ``centre``. The noise matters: a flat grey image can leave
+        every ReLU of a deep layer off, with no gradient to follow.
       scale: the unit of the penalties and of ``lr``; default half the width
         of ``value_range``, else the largest absolute input value.
 
@@ -644,6 +662,7 @@ def invert(model, inputs, layer, steps=300, lr=0.05, alpha=6.0, l_alpha=1e-4, tv
     setup = _Setup(graph, steps, lr, optimizer, jitter, blur_every, blur_sigma, clip, value_range,
                    scale, seed, centre)
     l_alpha = _check_float(l_alpha, "l_alpha")
+    noise = _check_float(noise, "noise")
     alpha = _check_float(alpha, "alpha", 1.0)
     tv = _check_float(tv, "tv")
     tv_beta = _check_float(tv_beta, "tv_beta", 1.0)
