@@ -174,7 +174,8 @@ def _curve_fn(graph, step, mode, kind):
 
     def build():
         @tf.function(input_signature=[spec, spec, tf.TensorSpec((None,) + tuple(graph.input_shape[:2]), tf.int32),
-                                      tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64)])
+                                      tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int64)],
+                     autograph=False)
         def curve(x, base, ranks, counts, targets):
             n, k = tf.shape(x)[0], tf.shape(counts)[0]
             changed = ranks[:, None] < counts[None, :, None, None]  # (n, k, H, W)

@@ -38,7 +38,7 @@ def _cam_fn(graph, layer, step, upsample):
     size = tuple(graph.input_shape[:2])
 
     def build():
-        @tf.function(input_signature=[_spec(graph), _TARGETS])
+        @tf.function(input_signature=[_spec(graph), _TARGETS], autograph=False)
         def cam(x, targets):
             with fast_conv_gradients():
                 found = run(graph, x, [layer], linear=[step.name])

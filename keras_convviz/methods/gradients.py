@@ -91,7 +91,7 @@ def predicted_classes(graph, step, x, batch_size=64):
     spec = tf.TensorSpec((None,) + tuple(graph.input_shape), tf.float32)
 
     def build():
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)
         def predict(x):
             scores = run(graph, x, [], linear=[step.name])[step.name]
             if scores.shape[-1] == 1:
@@ -206,7 +206,7 @@ def _grad_fn(graph, step, rule, reduce):
     """Compiled ``(x, targets) -> d score / d x`` (``reduce='absmax'``: max_c |.|)."""
 
     def build():
-        @tf.function(input_signature=[_spec(graph), _TARGETS])
+        @tf.function(input_signature=[_spec(graph), _TARGETS], autograph=False)
         def gradient(x, targets):
             with fast_conv_gradients():
                 scores = run(graph, x, [], rule=rule, linear=[step.name])[step.name]
@@ -225,7 +225,7 @@ def _noisy_grad_fn(graph, step):
 
     def build():
         @tf.function(input_signature=[_spec(graph), _TARGETS, tf.TensorSpec((None,), tf.float32),
-                                      tf.TensorSpec((2,), tf.int32)])
+                                      tf.TensorSpec((2,), tf.int32)], autograph=False)
         def noisy_gradient(x, targets, sigma, seed):
             noise = tf.random.stateless_normal(tf.shape(x), seed) * tf.reshape(sigma, (-1, 1, 1, 1))
             noisy = x + noise
@@ -243,7 +243,7 @@ def _path_grad_fn(graph, step):
 
     def build():
         @tf.function(input_signature=[_spec(graph), _spec(graph), tf.TensorSpec((None,), tf.float32),
-                                      _TARGETS])
+                                      _TARGETS], autograph=False)
         def path_gradient(x, baseline, alpha, targets):
             point = baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
             with fast_conv_gradients():
