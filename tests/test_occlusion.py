@@ -201,3 +201,20 @@ def test_cli_occlusion(tmp_path):
     assert bad.returncode == 2 and "stride must be >= 1" in bad.stderr
     bad = _cli("occlusion", src, "--model", "demo", "--target", "hexagon", "--out", str(out))
     assert bad.returncode == 2 and "not a class" in bad.stderr
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_batching_does_not_change_the_maps(incremental):
+    model = _chain_model()
+    x = np.random.default_rng(5).uniform(0, 1, (3, 20, 18, 3)).astype(np.float32)
+    # 16 positions: batch_size 40 packs two images per chunk, 3 splits every image
+    a = occlusion(model, x, 1, 7, 5, batch_size=40, incremental=incremental)
+    b = occlusion(model, x, 1, 7, 5, batch_size=3, incremental=incremental)
+    np.testing.assert_allclose(a.probability, b.probability, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a.activation, b.activation, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a.top_class, b.top_class)
+    np.testing.assert_array_equal(a.target, [1, 1, 1])
+    up = a.upsampled("probability")
+    assert up.shape == (3, 20, 18)
+    # the top-left pixel is covered by the first occluder only
+    assert up[0, 0, 0] == pytest.approx(a.probability[0, 0, 0])
