@@ -55,7 +55,6 @@ def find_images(source):
 
 
 def run(args):
-    import numpy as np
     import tensorflow as tf
     from keras.utils import Progbar
 

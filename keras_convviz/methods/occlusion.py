@@ -216,10 +216,6 @@ _POINTWISE = ("BatchNormalization", "ReLU", "Activation", "Dropout", "SpatialDro
 _STOP_FRACTION = 0.5  # recompute a layer fully once the window covers this much of it
 
 
-def _window_rule(kernel, stride, pad, dilation=1):
-    return dict(k=(kernel - 1) * dilation + 1, s=stride, p=pad)
-
-
 def _affected(a0, a1, n_out, k, s, p):
     """Output interval whose windows overlap input rows ``[a0, a1)`` (per position arrays)."""
     o0 = np.maximum(0, -((-(a0 + p - k + 1)) // s))  # ceil
