@@ -37,9 +37,10 @@ from .select import count, num_classes, score_step
 
 __all__ = ["ConvVizCallback", "METHODS", "DEFAULT_METHODS", "register_method", "MethodAdapter"]
 
-# Cheap methods, logged by default: one compiled backward pass each per log
-# (box filters depend only on geometry and are logged once).
-DEFAULT_METHODS = ("deconv", "saliency", "gradcam", "boxfilter")
+# Cheap methods, logged by default: one compiled backward pass each per log,
+# deconv at the last block only (pass layers= to follow more), so that the
+# default costs a few percent of training time (benchmarks/bench_callback.py).
+DEFAULT_METHODS = ("deconv", "saliency", "gradcam")
 
 METHODS = {}
 
@@ -138,6 +139,9 @@ class Deconv(MethodAdapter):
 
     api = ("deconv",)
     uses_layers = True
+
+    def default_layers(self, graph):
+        return graph.block_ends()[-1:]
 
     def configure(self, graph):
         super().configure(graph)
@@ -252,11 +256,11 @@ class Occlusion(MethodAdapter):
             res = self.functions["occlusion"](self.cb.model, self.cb.probe, self.cb.targets, layer=layer, **opts)
             params = dict(opts, target=_target_param(self.cb.targets))
             labels = _probe_labels(len(self.cb.probe))
-            # Low probability where the occluder hides what matters: show 1 - p, so bright = important.
+            # Low probability where the occluder hides what matters: show 1 - p, so bright = important
+            # (min-max per image, like every heatmap: a robust model's drops can be small).
             prob = _numpy(res.probability)
-            self.write(layer, "probability", [render.heatmap(render.upsample(1.0 - p, (h, w)), normalized=True)
-                                              for p in prob], step, "heatmap",
-                       params=dict(params, shown="1 - probability of the target"), labels=labels)
+            self.write(layer, "probability", _heatmaps(1.0 - prob, (h, w)), step, "heatmap",
+                       params=dict(params, shown="1 - probability of the target, min-max scaled"), labels=labels)
             self.write(layer, "activation", _heatmaps(res.activation, (h, w)), step, "heatmap",
                        params=dict(params, shown="total activation of the strongest map"), labels=labels)
 
@@ -387,8 +391,9 @@ class ConvVizCallback(keras.callbacks.Callback):
         (e.g. ``{"smoothgrad": {"samples": 10}}``). Default: the cheap ones,
         ``DEFAULT_METHODS``.
       layers: layer names for the layer-based methods (default: each
-        method's own, e.g. the end of every block for deconv), or a dict
-        ``{method: [layers]}``.
+        method's own: the last block's last conv for deconv, gradcam,
+        occlusion, boxfilter and topk), or a dict ``{method: [layers]}``,
+        e.g. ``{"deconv": walk(model).block_ends()}`` for every block.
       every_n_epochs: log after every n-th epoch (and after the last one);
         the step is the epoch index, as in ``keras.callbacks.TensorBoard``.
       every_n_batches: log every n training batches instead; the step is the

@@ -259,3 +259,23 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path):
     events = read_events(tmp_path)
     assert [s for s, _, _ in events["saliency/predictions/heatmap"]] == [0, 1]
     assert len([t for t in events if t.startswith("deconv/block2_conv2/")]) == 2
+
+
+def test_convviz_demo_command(tmp_path, capsys):
+    from keras_convviz.cli import main
+
+    logdir = str(tmp_path / "demo")
+    assert main(["demo", "--logdir", logdir, "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert main(["demo", "--logdir", logdir, "--methods", "saliency,nope"]) == 2
+    assert "unknown nope" in capsys.readouterr().err
+    code = main(["demo", "--logdir", logdir, "--epochs", "2", "--images", "64", "--probes", "2",
+                 "--methods", "saliency,deconv", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"tensorboard --logdir {logdir} --samples_per_plugin convviz=0" in out
+    events = read_events(logdir)
+    assert [s for s, _, n in events["saliency/predictions/heatmap"]] == [0, 1]
+    assert {t.split("/")[1] for t in events if t.startswith("deconv/")} == {
+        "block1_conv2", "block2_conv2", "block3_conv2"}
+    assert os.path.isdir(os.path.join(logdir, "train"))  # Keras' scalars next to ours

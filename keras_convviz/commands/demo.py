@@ -85,18 +85,21 @@ def run(args):
 
     from .. import demo
     from ..callbacks import ConvVizCallback
+    from ..graph import walk
 
     keras.utils.set_random_seed(args.seed)
+    model = demo.build_model()
+    blocks = walk(model).block_ends()
     probes, probe_labels = probe_images(args.probes, args.seed)
     heldout, _, _ = demo.shapes(256, seed=args.seed + 3000)
     names = ", ".join(demo.CLASS_NAMES[int(c)] for c in probe_labels)
     print(f"convviz demo: training the demo CNN on {args.images} synthetic images for {args.epochs} epochs; "
           f"logging {', '.join(methods)} for {args.probes} probe images ({names}) to {args.logdir}")
     cb = ConvVizCallback(args.logdir, probes, methods=methods, heldout=heldout, maps=6,
-                         targets=[int(c) for c in probe_labels])
+                         layers={"deconv": blocks, "topk": blocks[-2:]}, targets=[int(c) for c in probe_labels])
     tensorboard = keras.callbacks.TensorBoard(log_dir=args.logdir, write_graph=False)
     start = time.perf_counter()
-    demo.train(n=args.images, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1,
+    demo.train(model=model, n=args.images, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1,
                callbacks=[cb, tensorboard])
     elapsed = time.perf_counter() - start
     spent = sum(sum(t) for t in cb.timings.values())

@@ -81,12 +81,21 @@ function options(select, values, allLabel) {
   select.value = values.includes(current) ? current : "";
 }
 
+// Cards in the order of the pipeline: probe images, then method by method.
+const METHOD_ORDER = ["input", "deconv", "guided", "saliency", "smoothgrad", "integrated", "gradcam",
+  "occlusion", "topk", "classmodel", "boxfilter"];
+
+function rank(content) {
+  const i = METHOD_ORDER.indexOf(content.method);
+  return i < 0 ? METHOD_ORDER.length : i;
+}
+
 function allEntries() {
   const out = [];
   for (const run of Object.keys(state.tags).sort()) {
-    for (const tag of Object.keys(state.tags[run]).sort()) {
-      out.push({run, tag, content: state.tags[run][tag]});
-    }
+    const tags = Object.keys(state.tags[run]);
+    tags.sort((a, b) => rank(state.tags[run][a]) - rank(state.tags[run][b]) || (a < b ? -1 : a > b ? 1 : 0));
+    for (const tag of tags) out.push({run, tag, content: state.tags[run][tag]});
   }
   return out;
 }
