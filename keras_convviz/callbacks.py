@@ -20,6 +20,8 @@ once, naming it, and is skipped from then on; training continues.
 from __future__ import annotations
 
 import importlib
+import inspect
+import json
 import numbers
 import os
 import time
@@ -79,6 +81,7 @@ class MethodAdapter:
     api = ()
     uses_layers = False
     once = False
+    fixed_args = ("model", "inputs", "target", "layer")  # what the adapter passes itself
 
     def __init__(self, callback, options):
         self.cb = callback
@@ -86,9 +89,13 @@ class MethodAdapter:
         self.functions = {}
 
     # -- configuration (on_train_begin) ---------------------------------
+    consumed = ()  # options the adapter itself reads (the rest go to the function)
+
     def configure(self, graph):
         for fn in self.api:
             self.functions[fn] = _api(fn)
+        if self.api:
+            _check_options(self.functions[self.api[0]], self.api[0], self.options, self.fixed_args, self.consumed)
         if self.uses_layers:
             self.layers = [graph.spatial_step(n).name for n in self.cb._layers_for(self.name, self.default_layers(graph))]
 
@@ -100,10 +107,46 @@ class MethodAdapter:
         raise NotImplementedError
 
     def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002
-        self.cb._write(self.name, layer, detail, images, step, kind, map=map, params=params, labels=labels)
+        self.cb._write(self.name, layer, detail, images, step, kind, map=map, params=_json_params(params or {}),
+                       labels=labels)
 
 
 # ---------------------------------------------------------------- helpers
+def _check_options(fn, name, options, fixed, consumed):
+    """Unknown options, or ones the callback sets itself, are configuration errors."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    taken = sorted(k for k in options if k in fixed and k not in consumed)
+    if taken:
+        raise ValueError(f"option(s) {', '.join(taken)} are set by the callback itself "
+                         f"(use probe_inputs=, targets=, layers=, maps=)")
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = (set(params) - set(fixed)) | set(consumed)
+    bad = sorted(k for k in options if k not in allowed)
+    if bad:
+        raise ValueError(f"unknown option(s) {', '.join(bad)} for keras_convviz.{name}; it takes "
+                         f"{', '.join(sorted(allowed)) or 'none'}")
+
+
+def _json_params(params):
+    """Options as JSON-able content params (arrays and objects summarized as text)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            value = f"array{tuple(value.shape)}" if value.size > 8 else value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            value = repr(value)[:200]
+        out[str(key)] = value
+    return out
+
+
 def _numpy(x):
     return np.asarray(x.numpy() if hasattr(x, "numpy") else x)
 
@@ -139,6 +182,7 @@ class Deconv(MethodAdapter):
 
     api = ("deconv",)
     uses_layers = True
+    fixed_args = ("model", "inputs", "layer", "maps", "joint")
 
     def default_layers(self, graph):
         return graph.block_ends()[-1:]
@@ -159,12 +203,13 @@ class Deconv(MethodAdapter):
     def log(self, step):
         for layer in self.layers:
             maps = self.cb.fixed_maps(layer)
+            opts = dict({"activations": 1}, **self.options)
             out = _numpy(self.functions["deconv"](self.cb.model, self.cb.probe, layer, maps=list(maps),
-                                                  activations=1, joint=False))
+                                                  joint=False, **opts))
             # (N, M, H, W, C): image n, map m
             for j, m in enumerate(maps):
                 self.write(layer, f"map{m:04d}", _projections(out[:, j]), step, "projection", map=int(m),
-                           params={"activations": 1, "maps": "fixed at first log"},
+                           params=dict(opts, maps="fixed at first log"),
                            labels=_probe_labels(len(out)))
 
 
@@ -272,6 +317,8 @@ class BoxFilter(MethodAdapter):
     api = ("box_filter",)
     uses_layers = True
     once = True
+    fixed_args = ("model", "layer", "crop", "mode", "input_shape", "every_layer", "batch_size")
+    consumed = ("crop",)
 
     def default_layers(self, graph):
         return graph.block_ends()[-1:]
@@ -294,6 +341,8 @@ class TopK(MethodAdapter):
 
     api = ("top_activations",)
     uses_layers = True
+    fixed_args = ("model", "dataset", "layer", "k", "strategy", "batch_size", "callback")
+    consumed = ("k",)
 
     def default_layers(self, graph):
         return graph.block_ends()[-1:]
@@ -337,6 +386,8 @@ class ClassModel(MethodAdapter):
     """Simonyan et al.: an image maximizing each class logit (an optimization: the costliest method)."""
 
     api = ("class_model",)
+    fixed_args = ("model", "target", "progress")
+    consumed = ("classes",)
 
     def configure(self, graph):
         super().configure(graph)

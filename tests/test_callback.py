@@ -139,6 +139,8 @@ def test_configuration_errors_raise_before_training(tmp_path, data):
         (dict(methods=["deconv"], maps=[0, 99]), "maps"),
         (dict(methods=["saliency"], every_n_epochs=0), "every_n_epochs"),
         (dict(methods={"saliency": 3}), "options"),
+        (dict(methods={"saliency": {"nosuch": 1}}), "unknown option.*nosuch.*saliency"),
+        (dict(methods={"gradcam": {"layer": "block2_conv2"}}), "set by the callback"),
     ]
     for kwargs, pattern in cases:
         probe = kwargs.pop("probe", xv[:2])
