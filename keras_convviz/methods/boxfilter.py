@@ -335,7 +335,7 @@ def _compiled(graph, layer, mode, hw):
             key_of.update({o: k for o in op.outputs})
 
         @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(hw), tf.float32)],
-                     reduce_retracing=True)
+                     reduce_retracing=True, autograph=False)
         def fn(mask):
             values = _run_ops(tf, ops, in_id, _to_channels(tf, mask))
             return [mask] + [_from_channels(tf, values[op.outputs[0]]) for op in computed]
@@ -363,7 +363,7 @@ def _compiled(graph, layer, mode, hw):
                    if alias[n] == n and n != t_op.name and n in listed]
 
         @tf.function(input_signature=[tf.TensorSpec((None,) + t_hw, tf.float32)],
-                     reduce_retracing=True)
+                     reduce_retracing=True, autograph=False)
         def fn(mask):
             n = tf.shape(mask)[0]
             x = tf.ones(tf.concat([[1], list(hw), [n]], 0), tf.float32)
