@@ -19,6 +19,7 @@ __all__ = [
     "label",
     "grid",
     "to_uint8",
+    "fit_square",
 ]
 
 # Anchor colours of matplotlib's perceptually uniform "inferno" (public data),
@@ -87,6 +88,19 @@ def overlay(image, m, alpha=0.5, normalized=False):
     heat = heatmap(upsample(m, image.shape[:2]), normalized=normalized)
     out = (1 - alpha) * image.astype(np.float64) + alpha * heat.astype(np.float64)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def fit_square(image, size, background=128):
+    """Scale an RGB uint8 image (nearest) into a ``size`` square on grey, aspect kept."""
+    image = np.ascontiguousarray(np.asarray(image, np.uint8))
+    h, w = image.shape[:2]
+    scale = size / max(h, w, 1)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.NEAREST))
+    out = np.full((size, size, 3), background, np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
 
 
 def _font(size=12):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_convviz import demo, receptive_fields, walk
+from keras_convviz import demo, receptive_fields, render, walk
 from keras_convviz.methods import deconv as D
 
 RTOL = 1e-5
@@ -458,7 +458,7 @@ def test_pictures(demo_model, demo_images):
     assert grid.shape[0] >= 2 * 40 and grid.shape[1] >= 4 * 82
     # the patch half of the first cell of the last row is the input's receptive-field patch
     y0, y1, x0, x1 = D.selection_boxes(demo_model, results[1])[0]
-    patch = D._square(rgb[y0:y1, x0:x1], 40)
+    patch = render.fit_square(rgb[y0:y1, x0:x1], 40)
     row_top = grid.shape[0] - 40
     np.testing.assert_array_equal(grid[row_top:, 42:82], patch)
     frames = D.gif_frames(rgb, D.cumulative(demo_model, demo_images[:1], "block3_conv2", maps=3).images[0],

@@ -200,7 +200,7 @@ def test_cli_occlusion(tmp_path):
     bad = _cli("occlusion", src, "--model", "demo", "--patch", "8", "--stride", "0", "--out", str(out))
     assert bad.returncode == 2 and "stride must be >= 1" in bad.stderr
     bad = _cli("occlusion", src, "--model", "demo", "--target", "hexagon", "--out", str(out))
-    assert bad.returncode == 2 and "not a class" in bad.stderr
+    assert bad.returncode == 2 and "nor a class name" in bad.stderr
 
 
 @pytest.mark.parametrize("incremental", [True, False])

@@ -40,3 +40,30 @@ def parse_ints(text, count, what):
     if len(values) != count:
         raise ValueError(f"{what} must be {count} comma-separated integers, got {text!r}")
     return values
+
+
+def class_index(text, preset, classes):
+    """``--target`` text -> a class index: an int, or a class name (case-insensitive).
+
+    ``None`` stays None (the predicted class). A single-unit output has
+    classes 0 and 1. Unknown names list the closest ones.
+    """
+    if text is None:
+        return None
+    text = str(text).strip()
+    limit = max(int(classes), 2)
+    try:
+        index = int(text)
+    except ValueError:
+        names = [str(n).lower() for n in (preset.class_names or [])]
+        if text.lower() in names:
+            return names.index(text.lower())
+        import difflib
+
+        close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise ValueError(f"--target {text!r} is neither a class index 0..{limit - 1} nor a class name "
+                         f"of this model.{hint}") from None
+    if not 0 <= index < limit:
+        raise ValueError(f"--target {index} is outside the model's classes 0..{limit - 1}")
+    return index

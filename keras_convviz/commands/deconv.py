@@ -122,8 +122,8 @@ def run(args):
 
 
 def _pair(rgb, projection, title):
-    from ..methods.deconv import _hstack, _square
-    from ..render import label
+    from ..methods.deconv import _hstack
+    from ..render import fit_square, label
 
     size = max(rgb.shape[0], 160)
-    return label(_hstack([_square(rgb, size), _square(projection, size)], pad=2), title)
+    return label(_hstack([fit_square(rgb, size), fit_square(projection, size)], pad=2), title)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, load_preset, out_path
+from . import add_model_args, add_out_arg, class_index, load_preset, out_path
 
 METHODS = {
     "saliency": "gradient saliency: max over channels of |d logit / d pixel| (Simonyan et al.)",
@@ -44,28 +44,6 @@ def register(sub):
                            help="spatial layer (default: the last spatial layer before the classifier)")
         add_out_arg(p)
         p.set_defaults(run=run, method=name)
-
-
-def resolve_target(text, preset, classes):
-    """``--target`` text -> a class index (an int, or a class name, case-insensitive)."""
-    if text is None:
-        return None
-    text = str(text).strip()
-    try:
-        index = int(text)
-    except ValueError:
-        names = [str(n).lower() for n in (preset.class_names or [])]
-        if text.lower() in names:
-            return names.index(text.lower())
-        import difflib
-
-        close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
-        hint = f" Closest: {', '.join(close)}." if close else ""
-        raise ValueError(f"--target {text!r} is neither a class index 0..{classes - 1} nor a class name "
-                         f"of this model.{hint}") from None
-    if not 0 <= index < max(classes, 2):
-        raise ValueError(f"--target {index} is outside the model's classes 0..{max(classes, 2) - 1}")
-    return index
 
 
 def probabilities(model, x):
@@ -168,7 +146,7 @@ def run(args):
     preset = load_preset(args)
     model = preset.model
     classes = num_classes(model)
-    target = resolve_target(args.target, preset, classes)
+    target = class_index(args.target, preset, classes)
     if method == "gradcam" and args.layer is not None:
         from ..graph import walk
 

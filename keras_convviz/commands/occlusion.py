@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import add_model_args, add_out_arg, load_preset, out_path
+from . import add_model_args, add_out_arg, class_index, load_preset, out_path
 
 
 def register(sub):
@@ -38,27 +38,6 @@ def register(sub):
     p.set_defaults(run=run)
 
 
-def resolve_class(text, preset, classes):
-    """A class index from '3' or a class name; ValueError lists names when unknown."""
-    text = str(text).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-    else:
-        names = list(preset.class_names or [])
-        if text not in names:
-            import difflib
-
-            close = difflib.get_close_matches(text, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else (
-                "; pass a class index" if not names else f"; classes: {', '.join(names[:10])}"
-                + (" ..." if len(names) > 10 else ""))
-            raise ValueError(f"--target {text!r} is not a class of model {preset.name}{hint}")
-        index = names.index(text)
-    if not 0 <= index < max(classes, 2):
-        raise ValueError(f"--target {index} is outside the model's classes 0..{max(classes, 2) - 1}")
-    return index
-
-
 def run(args):
     import numpy as np
 
@@ -83,7 +62,7 @@ def run(args):
     patch = args.patch if args.patch is not None else max(1, min(h, w) // 4)
     stride = args.stride if args.stride is not None else max(1, patch // 2)
     classes = int(score_step(model).output_shape[-1])
-    target = None if args.target is None else resolve_class(args.target, preset, classes)
+    target = None if args.target is None else class_index(args.target, preset, classes)
     x = preset.prepare([image])
     result = occlusion(model, x, target, patch, stride, fill=fill, layer=args.layer, batch_size=args.batch_size)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, load_preset, out_path
+from . import add_model_args, add_out_arg, class_index, load_preset, out_path
 
 
 def register(sub):
@@ -62,25 +62,6 @@ def register(sub):
 
 
 # ---------------------------------------------------------------- helpers
-def _class_index(text, preset, classes):
-    text = str(text).strip()
-    try:
-        index = int(text)
-    except ValueError:
-        names = [str(n).lower() for n in (preset.class_names or [])]
-        if text.lower() in names:
-            return names.index(text.lower())
-        import difflib
-
-        close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
-        hint = f" Closest: {', '.join(close)}." if close else ""
-        raise ValueError(f"--target {text!r} is neither a class index 0..{classes - 1} nor a class name "
-                         f"of this model.{hint}") from None
-    if not 0 <= index < classes:
-        raise ValueError(f"--target {index} is outside the model's classes 0..{classes - 1}")
-    return index
-
-
 def parse_targets(text, preset, classes):
     """``--target`` -> a list of class indices ('all', names, indices, comma lists)."""
     if text is None or not str(text).strip():
@@ -88,7 +69,7 @@ def parse_targets(text, preset, classes):
                          "or --layer L --map K")
     if str(text).strip().lower() == "all":
         return list(range(classes))
-    return [_class_index(t, preset, classes) for t in str(text).split(",") if t.strip()]
+    return [class_index(t, preset, classes) for t in str(text).split(",") if t.strip()]
 
 
 def _parse_maps(text):

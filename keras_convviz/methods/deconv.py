@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from .. import render
 from ..graph import receptive_fields, walk
 from ..probe import as_batch, compiled, run
 from ..select import count
@@ -487,21 +488,6 @@ def projection_rgb(p, order=None):
     return projection_image(p)
 
 
-def _square(img, size):
-    """``img`` scaled (nearest) to fit a ``size`` x ``size`` grey square, aspect kept."""
-    from PIL import Image
-
-    img = np.ascontiguousarray(img)
-    h, w = img.shape[:2]
-    scale = size / max(h, w, 1)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(img).resize((nw, nh), Image.NEAREST))
-    out = np.full((size, size, 3), 128, np.uint8)
-    y, x = (size - nh) // 2, (size - nw) // 2
-    out[y:y + nh, x:x + nw] = small
-    return out
-
-
 def layer_grid(rgb, results, model, order=None, cell=72):
     """The Zeiler–Fergus layer grid for one image: one row per layer, one column per map.
 
@@ -519,7 +505,8 @@ def layer_grid(rgb, results, model, order=None, cell=72):
         for j, (y0, y1, x0, x1) in enumerate(boxes):
             proj = projection_rgb(res.images[0, j, y0:y1, x0:x1], order)
             patch = np.asarray(rgb)[y0:y1, x0:x1]
-            pair = np.concatenate([_square(proj, cell), np.full((cell, 2, 3), 255, np.uint8), _square(patch, cell)], 1)
+            gap = np.full((cell, 2, 3), 255, np.uint8)
+            pair = np.concatenate([render.fit_square(proj, cell), gap, render.fit_square(patch, cell)], 1)
             cells.append(label(pair, f"map {int(res.maps[0, j])}", height=14, size=11))
         row = _hstack(cells, pad=6)
         rows.append(label(row, f"{res.layer}  (top {len(boxes)} maps)", height=18, size=13))
@@ -560,6 +547,6 @@ def gif_frames(rgb, frames, layer, order=None, scale=None):
     out = []
     total = len(frames)
     for j, p in enumerate(frames):
-        pair = _hstack([_square(rgb, size), _square(projection_rgb(p, order), size)], pad=2)
+        pair = _hstack([render.fit_square(rgb, size), render.fit_square(projection_rgb(p, order), size)], pad=2)
         out.append(label(pair, f"{layer}: {j + 1}/{total} maps", height=16, size=12))
     return out

@@ -288,30 +288,17 @@ def figure(model, result, images, maps=16, deprocess=None, preprocess=None, cell
             u = m * result.k + r
             y0, y1, x0, x1 = rf.window(int(rows[u, 1]), int(rows[u, 2]), clip_to=hw)
             img = int(local[u, 0])
-            projs.append(_fit(deconv_module.projection_rgb(projections[u, y0:y1, x0:x1], order), cell))
+            projs.append(render.fit_square(deconv_module.projection_rgb(projections[u, y0:y1, x0:x1], order), cell))
             if shown is not None:
                 patch = np.asarray(shown[img][y0:y1, x0:x1])
             else:
                 patch = render.to_uint8(render.normalize(batch[img, y0:y1, x0:x1]))
                 if patch.shape[-1] == 1:
                     patch = np.repeat(patch, 3, -1)
-            patches.append(_fit(patch, cell))
+            patches.append(render.fit_square(patch, cell))
             names.append(f"#{int(rows[u, 0])}")
         lines.append(projs + patches)
         titles.append([f"map {int(c)}"] + [""] * (result.k - 1) + names)
     return render.grid(lines, titles=titles, cell=(cell, cell)), chosen
 
 
-def _fit(img, size):
-    """Scale ``img`` (nearest) into a ``size`` square on grey, keeping its aspect."""
-    from PIL import Image
-
-    img = np.ascontiguousarray(np.asarray(img, np.uint8))
-    h, w = img.shape[:2]
-    scale = size / max(h, w, 1)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(img).resize((nw, nh), Image.NEAREST))
-    out = np.full((size, size, 3), 128, np.uint8)
-    y, x = (size - nh) // 2, (size - nw) // 2
-    out[y:y + nh, x:x + nw] = small
-    return out
