@@ -126,8 +126,12 @@ def load_model():
     return model
 
 
-def train(model=None, n=3000, epochs=5, seed=1, batch_size=64, verbose=1, callbacks=()):
-    """Train the demo CNN from scratch on ``shapes(n, seed)``; returns the model."""
+def train(model=None, n=2400, epochs=5, seed=1, batch_size=64, verbose=1, callbacks=(), validation=400):
+    """Train the demo CNN from scratch on ``shapes(n, seed)``; returns the model.
+
+    ``validation`` held-out images (``shapes(validation, seed + 1000)``) are
+    scored after each epoch; 0 skips that.
+    """
     import keras
 
     model = model or build_model()
@@ -137,9 +141,9 @@ def train(model=None, n=3000, epochs=5, seed=1, batch_size=64, verbose=1, callba
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    val = shapes(400, seed=seed + 1000)
+    val = shapes(validation, seed=seed + 1000)[:2] if validation else None
     model.fit(
         images, labels, batch_size=batch_size, epochs=epochs, verbose=verbose,
-        validation_data=(val[0], val[1]), callbacks=list(callbacks),
+        validation_data=val, callbacks=list(callbacks),
     )
     return model
