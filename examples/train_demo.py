@@ -1,9 +1,11 @@
-"""Retrain the demo CNN shipped in keras_convviz/data (about a minute on 2 CPU cores).
+"""Retrain the demo CNN shipped in keras_convviz/data (under 90 s on 2 CPU cores).
 
-    python examples/train_demo.py [--out keras_convviz/data/demo.weights.h5]
+    python examples/train_demo.py [--out keras_convviz/data/demo.weights.h5] [--n 2400] [--epochs 5]
 
-It trains on ``demo.shapes(3000, seed=1)``, reports the accuracy on the
-held-out ``demo.shapes(400, seed=12345)`` and saves the weights.
+It trains from scratch on ``demo.shapes(n, seed=1)``, reports the accuracy on
+the held-out ``demo.shapes(400, seed=12345)`` and saves the weights. The
+default recipe measured 81 s and 0.970 here; the shipped weights come from a
+longer run (``--n 4000 --epochs 6``: 0.985).
 """
 
 import argparse
