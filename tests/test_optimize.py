@@ -202,7 +202,7 @@ def test_demo_class_models_are_classified_as_their_class(demo_model):
 
 def test_demo_logit_class_models_for_square_triangle_cross(demo_model):
     # Simonyan's pre-softmax logit: p >= 0.9 for square, triangle and cross; the
-    # circle logit also rises but drifts into triangle features (docs/optimize.md).
+    # circle logit also rises but drifts into triangle features (README, "Class models and representation inversion").
     r = class_model(demo_model, [1, 2, 3, 0], steps=100, value_range=(0, 1), seed=0)
     p = r.probabilities[np.arange(4), [1, 2, 3, 0]]
     assert np.all(p[:3] >= 0.9), p

@@ -429,7 +429,7 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
         ``"log_probability"``: ``S`` is the log of the model's own output
         probability (log-softmax / log-sigmoid of the logits), which also
         pushes the other classes down; use it when the logit alone drifts
-        into features shared with other classes (see docs/optimize.md).
+        into features shared with other classes (see the README, "Class models and representation inversion").
       steps: optimization steps (> 0).
       lr: step size in units of ``scale`` (Adam: about the per-pixel change
         per step; SGD: ``x += lr * scale * grad``).
