@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import weakref
 from collections import OrderedDict
 
 import keras
@@ -194,17 +193,21 @@ class Graph:
 
 
 # ---------------------------------------------------------------- walking
-_GRAPHS = weakref.WeakKeyDictionary()
+_CACHE_ATTR = "_convviz_graph"
 
 
 def walk(model):
-    """Flatten ``model`` into a :class:`Graph` (cached per model object)."""
+    """Flatten ``model`` into a :class:`Graph` (cached on the model object).
+
+    The graph (and the functions compiled on it) lives as long as the model:
+    a weak-keyed table would never let go, since the graph refers to its model.
+    """
     if isinstance(model, Graph):
         return model
-    graph = _GRAPHS.get(model)
+    graph = getattr(model, _CACHE_ATTR, None)
     if graph is None:
         graph = _walk(model)
-        _GRAPHS[model] = graph
+        object.__setattr__(model, _CACHE_ATTR, graph)
     return graph
 
 
