@@ -60,9 +60,32 @@ def test_imagenet_download_failure_names_the_alternatives(monkeypatch):
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
 
+    # the builder is replaced: nothing is downloaded, the download failure is simulated
     monkeypatch.setattr(keras.applications, "VGG16", offline)
     with pytest.raises(ValueError) as err:
         presets.load("vgg16", weights="imagenet")
     text = str(err.value)
     assert "--weights none" in text and "--model demo" in text and "--weights PATH" in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize("args", [
+    ["deconv", "{img}"],
+    ["saliency", "{img}"],
+    ["occlusion", "{img}", "--patch", "8", "--stride", "8"],
+    ["boxfilter", "forward", "--layer", "block1_pool", "--crop", "0,0,8,8", "{img}"],
+    ["classmodel", "--target", "0"],
+    ["invert", "{img}", "--layer", "block1_pool"],
+    ["topk", "{dir}", "--layer", "block1_pool"],
+])
+def test_out_that_is_a_file_fails_before_any_work(tmp_path, capsys, args):
+    from keras_convviz import cli, demo, media
+
+    media.save_png(tmp_path / "in" / "shape.png", demo.shapes(1, seed=0)[0][0])
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    argv = [a.format(img=tmp_path / "in" / "shape.png", dir=tmp_path / "in") for a in args]
+    assert cli.main(argv + ["--model", "demo", "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not a folder" in err[0]
+    assert blocker.read_text() == "not a folder"

@@ -26,6 +26,12 @@ def add_out_arg(parser, default="convviz_out"):
     parser.add_argument("--out", default=default, help="output folder (default: %(default)s)")
 
 
+def check_out_dir(args):
+    """Fail before any work when ``--out`` names an existing file, not a folder."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+
+
 def out_path(args, name):
     os.makedirs(args.out, exist_ok=True)
     return os.path.join(args.out, name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, load_preset, out_path, parse_ints
+from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path, parse_ints
 
 
 def register(sub):
@@ -55,6 +55,7 @@ def run(args):
     from .. import media
     from ..methods.boxfilter import box_filter, check_crop, pictures, scale_crop
 
+    check_out_dir(args)
     crop = parse_ints(args.crop, 4, "--crop")
     size = parse_ints(args.size, 2, "--size") if args.size else None
     # read the input (and fail on it) before the model is built

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path
 
 
 def register(sub):
@@ -65,8 +65,7 @@ def run(args):
     activations = parse_spec(args.activations, "--activations")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
     model = preset.model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, class_index, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path
 
 METHODS = {
     "saliency": "gradient saliency: max over channels of |d logit / d pixel| (Simonyan et al.)",
@@ -140,8 +140,7 @@ def run(args):
         positive_int(args.samples, "--samples")
     if method == "ig":
         positive_int(args.steps, "--steps")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
     model = preset.model

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import add_model_args, add_out_arg, class_index, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path
 
 
 def register(sub):
@@ -47,8 +47,7 @@ def run(args):
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    check_out_dir(args)
     fill = None
     if str(args.fill).lower() != "mean":
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, class_index, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path
 
 
 def register(sub):
@@ -97,6 +97,7 @@ def run_classmodel(args):
     from ..render import grid
     from ..select import num_classes
 
+    check_out_dir(args)
     if args.steps <= 0:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
     preset = load_preset(args)
@@ -159,6 +160,7 @@ def run_invert(args):
     from ..methods.optimize import input_range, invert
     from ..render import grid
 
+    check_out_dir(args)
     layers = [name.strip() for name in str(args.layer).split(",") if name.strip()]
     if not layers:
         raise ValueError("--layer needs at least one layer name")

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from . import add_model_args, add_out_arg, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -66,8 +66,7 @@ def run(args):
                         ("--cell", args.cell)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    check_out_dir(args)
     files = find_images(args.source)
     if not files:
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in {args.source!r}")
