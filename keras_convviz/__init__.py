@@ -11,10 +11,11 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "receptive_fields": "graph",
+    "receptive_fields": "fields",
+    "ReceptiveField": "fields",
     "walk": "graph",
-    "capture": "probe",
-    "Capture": "probe",
+    "capture": "methods.capture",
+    "Capture": "methods.capture",
     "deconv": "methods.deconv",
     "deconv_units": "methods.deconv",
     "box_filter": "methods.boxfilter",
@@ -29,7 +30,8 @@ _API = {
     "top_activations": "methods.topk",
     "ConvVizCallback": "callbacks",
 }
-_MODULES = ("demo", "presets", "render", "media", "metrics", "summary", "select", "graph", "probe")
+_MODULES = ("demo", "presets", "render", "media", "metrics", "summary", "select", "graph", "fields", "probe",
+            "request")
 
 __all__ = sorted(_API) + list(_MODULES)
 

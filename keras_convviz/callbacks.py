@@ -33,9 +33,12 @@ import numpy as np
 from tb_plugin import metadata as md
 
 from . import render
-from .graph import receptive_fields, walk
-from .probe import as_batch, capture
-from .select import count, num_classes, score_step
+from .fields import receptive_fields
+from .graph import walk
+from .checks import count, resolve_targets
+from .methods.capture import capture
+from .request import as_batch
+from .select import num_classes, score_step
 
 __all__ = ["ConvVizCallback", "METHODS", "DEFAULT_METHODS", "register_method", "MethodAdapter"]
 
@@ -531,8 +534,6 @@ class ConvVizCallback(keras.callbacks.Callback):
             raise ValueError(f"probe_inputs: {err}") from None
         self.image_size = tuple(self.probe.shape[1:3])
         if self.targets is not None:
-            from .select import resolve_targets
-
             resolve_targets(self.targets, len(self.probe), num_classes(model))
         if self.heldout is not None and not hasattr(self.heldout, "element_spec"):
             try:

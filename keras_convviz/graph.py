@@ -3,33 +3,30 @@
 Sequential, Functional and nested models (a ``keras.applications`` base used
 as a layer inside a Sequential) are flattened into ``Step`` objects that keep
 the model's own layer objects, so every method shares the model's weights and
-copies no variables. Each step knows its spatial geometry; ``receptive_fields``
-folds that geometry into effective receptive fields with the definitions of
-google-research/receptive_field (size, effective stride, effective padding).
+copies no variables. Each step knows its layer kind, its activation and its
+shapes at any input size (``Graph.shapes_at``); ``fields.receptive_fields``
+folds the geometry into effective receptive fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
-from collections import OrderedDict
 
 import keras
 
-__all__ = [
-    "Graph",
-    "Step",
-    "ReceptiveField",
-    "walk",
-    "receptive_fields",
-]
+__all__ = ["Graph", "Step", "Values", "walk", "layer_kind", "POINTWISE"]
 
 
 # Layer kinds with a kernel that moves over the image.
 _CONV = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 _POOL = ("MaxPooling2D", "AveragePooling2D")
 _MERGE = ("Add", "Concatenate", "Multiply", "Subtract", "Average", "Maximum", "Minimum")
+# Pointwise layers: same shape in and out, each output pixel depends on the
+# same input pixel only, so they run unchanged on any window of a map.
+POINTWISE = ("BatchNormalization", "ReLU", "Activation", "Dropout", "SpatialDropout2D",
+             "GaussianNoise", "GaussianDropout", "AlphaDropout", "LeakyReLU", "ELU",
+             "Rescaling", "Normalization", "Identity")
 
 
 @dataclasses.dataclass(eq=False)
@@ -63,45 +60,10 @@ class Step:
     def relu_max(self):
         return 6.0 if self.activation == "relu6" else None
 
-
-@dataclasses.dataclass(frozen=True)
-class ReceptiveField:
-    """Geometry of one spatial layer, all pairs as ``(height, width)``.
-
-    ``kernel``, ``layer_stride`` and ``layer_padding`` are the layer's own
-    (effective kernel with dilation; padding is the top/left padding it adds,
-    negative for cropping). ``size``, ``stride`` and ``padding`` are the
-    effective receptive field in input pixels: unit ``(i, j)`` sees input rows
-    ``i * stride[0] - padding[0]`` .. ``+ size[0] - 1``, likewise columns.
-    ``aligned`` is False where a merge joins branches whose fields differ;
-    ``size``/``padding`` then cover every branch and ``note`` says so.
-    """
-
-    name: str
-    layer_type: str
-    output_shape: tuple
-    kernel: tuple
-    layer_stride: tuple
-    layer_padding: tuple
-    dilation: tuple
-    size: tuple
-    stride: tuple
-    padding: tuple
-    aligned: bool = True
-    note: str = ""
-
-    def window(self, y, x, clip_to=None):
-        """Input window ``(y0, y1, x0, x1)`` (end exclusive) seen by unit ``(y, x)``.
-
-        With ``clip_to=(H, W)`` the window is clipped to the image.
-        """
-        y0 = y * self.stride[0] - self.padding[0]
-        x0 = x * self.stride[1] - self.padding[1]
-        y1, x1 = y0 + self.size[0], x0 + self.size[1]
-        if clip_to is not None:
-            y0, x0 = max(y0, 0), max(x0, 0)
-            y1, x1 = min(y1, clip_to[0]), min(x1, clip_to[1])
-        return y0, y1, x0, x1
+    @property
+    def is_pointwise(self):
+        """A per-pixel layer that keeps its input's shape (runs unchanged on a window)."""
+        return self.type_name in POINTWISE and tuple(self.output_shape) == tuple(self.input_shapes[0])
 
 
 class Graph:
@@ -159,19 +121,37 @@ class Graph:
     def producer(self, tensor_id):
         return self._producer.get(tensor_id)
 
-    def ancestors(self, names):
-        """Indices of the steps needed to compute ``names``, in order."""
+    def ancestors(self, names, given=()):
+        """Indices of the steps needed to compute ``names``, in order.
+
+        Steps named in ``given`` have known outputs: they and everything only
+        they need are left out (running a tail of the network).
+        """
         needed = set()
+        given = {self.step(n).name for n in given}
         frontier = [self.step(n) for n in names]
         index = {id(s): i for i, s in enumerate(self.steps)}
         while frontier:
             step = frontier.pop()
             i = index[id(step)]
-            if i in needed:
+            if i in needed or step.name in given:
                 continue
             needed.add(i)
             frontier.extend(p for p in map(self.producer, step.input_ids) if p is not None)
         return sorted(needed)
+
+    def shapes_at(self, hw=None):
+        """Per step ``(input_shapes, output_shape)`` for a first input of spatial size ``hw``.
+
+        ``None`` (or the model's own size) gives the static shapes. A step
+        whose shape cannot be computed at that size maps to ``None``, as do
+        the steps after it. Cached per size.
+        """
+        hw = tuple(self.input_shape[:2]) if hw is None else tuple(int(v) for v in hw)
+        key = ("shapes", hw)
+        if key not in self.cache:
+            self.cache[key] = infer_shapes(self, hw)
+        return self.cache[key]
 
     def conv_steps(self):
         return [s for s in self.steps if s.kind == "conv" and s.is_spatial]
@@ -239,7 +219,7 @@ class _Aliases(dict):
         return tid
 
 
-class _Values(dict):
+class Values(dict):
     """Values keyed by canonical id, readable by a node's own (aliased) ids."""
 
     def __init__(self, aliases):
@@ -263,31 +243,48 @@ def _walk(model):
     input_shapes = tuple(tuple(t.shape[1:]) for t in fn.inputs)
     graph = Graph(model, steps, input_ids, output_ids, input_shapes)
     graph.aliases = aliases
-    _infer_shapes(graph, fn.inputs)
+    # A nested base built with input_shape=(None, None, 3) records unknown
+    # sizes in its own graph; re-deriving every shape from the outer inputs
+    # gives each step its real spatial size.
+    dtypes = [kt.dtype for kt in fn.inputs]
+    for step, shapes in zip(steps, infer_shapes(graph, None, dtypes).values()):
+        if shapes is not None:
+            step.input_shapes, step.output_shape = shapes
     return graph
 
 
-def _infer_shapes(graph, inputs):
-    """Static shapes as the outer model sees them.
+def infer_shapes(graph, hw=None, dtypes=None):
+    """Per step ``(input_shapes, output_shape)`` (batch dimension dropped), in order.
 
-    A nested base built with ``input_shape=(None, None, 3)`` records unknown
-    sizes in its own graph; re-deriving every shape from the outer inputs
-    gives each step its real spatial size.
+    ``hw`` replaces the spatial size of the first input. Steps that cannot
+    be computed at that size, and the steps after them, map to ``None``.
     """
     from keras import tree  # keras.tree: flatten nested structures
 
-    values = _Values(graph.aliases)
-    for tid, kt in zip(graph.input_ids, inputs):
-        dict.__setitem__(values, tid, keras.KerasTensor(kt.shape, dtype=kt.dtype))
+    values = Values(graph.aliases)
+    dtypes = dtypes or ["float32"] * len(graph.input_ids)
+    for i, (tid, shape, dtype) in enumerate(zip(graph.input_ids, graph.input_shapes, dtypes)):
+        if i == 0 and hw is not None:
+            shape = tuple(hw) + tuple(shape[2:])
+        dict.__setitem__(values, tid, keras.KerasTensor((None,) + tuple(shape), dtype=dtype))
+    shapes = {}
     for step in graph.steps:
-        args, kwargs = step.node.arguments.fill_in(values)
-        kwargs.pop("training", None)
-        out = step.layer.compute_output_spec(*args, **kwargs)
-        outs = tree.flatten(out)
-        step.input_shapes = tuple(tuple(t.shape[1:]) for t in tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor))
-        step.output_shape = tuple(outs[0].shape[1:])
+        if any(values.get(t) is None for t in step.input_ids):
+            shapes[step.name] = None
+            continue
+        try:
+            args, kwargs = step.node.arguments.fill_in(values)
+            kwargs.pop("training", None)
+            outs = tree.flatten(step.layer.compute_output_spec(*args, **kwargs))
+        except Exception:  # a layer that only works at the model's own size
+            shapes[step.name] = None
+            continue
+        ins = tree.flatten((args, kwargs))
+        shapes[step.name] = (tuple(tuple(t.shape[1:]) for t in ins if isinstance(t, keras.KerasTensor)),
+                             tuple(outs[0].shape[1:]))
         for oid, value in zip(step.output_ids, outs):
             dict.__setitem__(values, oid, value)
+    return shapes
 
 
 def _walk_function(fn, input_ids, aliases, steps, known):
@@ -333,13 +330,14 @@ def _make_step(layer, node, in_ids, out_ids, steps):
         output_ids=out_ids,
         input_shapes=tuple(tuple(t.shape[1:]) for t in node.input_tensors),
         output_shape=tuple(node.outputs[0].shape[1:]),
-        kind=_kind_of(layer),
+        kind=layer_kind(layer),
         activation=activation,
         fused=fused,
     )
 
 
-def _kind_of(layer):
+def layer_kind(layer):
+    """conv | maxpool | avgpool | zeropad | crop | merge | other."""
     name = type(layer).__name__
     if name in _CONV:
         return "conv"
@@ -382,133 +380,3 @@ def _activation_of(layer):
     if hasattr(layer, "activation") and callable(getattr(layer, "activation", None)):
         return _classify_activation(layer.activation), True
     return "linear", False
-
-
-# ---------------------------------------------------------------- geometry
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _same_padding(n, k, s):
-    """TF 'SAME' padding before the first element, for input size ``n``."""
-    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-    return total // 2
-
-
-def layer_geometry(step):
-    """``(kernel, stride, pad_before, dilation)`` per dim, or None if not geometric.
-
-    ``kernel`` is the effective kernel (dilated); identity layers give 1, 1, 0.
-    """
-    layer, kind = step.layer, step.kind
-    if getattr(layer, "data_format", "channels_last") == "channels_first":
-        raise ValueError(
-            f"layer {step.name!r} uses data_format='channels_first'; keras-convviz "
-            f"supports channels_last (the TensorFlow default)."
-        )
-    if kind in ("conv", "maxpool", "avgpool"):
-        if kind == "conv":
-            k, s = _pair(layer.kernel_size), _pair(layer.strides)
-            d = _pair(layer.dilation_rate)
-        else:
-            k, s, d = _pair(layer.pool_size), _pair(layer.strides), (1, 1)
-        k = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
-        if layer.padding == "same":
-            hw = step.input_shapes[0][:2]
-            p = tuple(_same_padding(n, kk, ss) for n, kk, ss in zip(hw, k, s))
-        else:
-            p = (0, 0)
-        return k, s, p, d
-    if kind == "zeropad":
-        (t, _), (l, _) = layer.padding
-        return (1, 1), (1, 1), (int(t), int(l)), (1, 1)
-    if kind == "crop":
-        (t, _), (l, _) = layer.cropping
-        return (1, 1), (1, 1), (-int(t), -int(l)), (1, 1)
-    # Anything else is an identity for geometry when it keeps the spatial size
-    # (BatchNormalization, activations, Dropout, merges, 1x1 Dense on maps).
-    if all(len(sh) == 3 and sh[:2] == step.output_shape[:2] for sh in step.input_shapes):
-        return (1, 1), (1, 1), (0, 0), (1, 1)
-    # A global pooling with keepdims=True: one window over the whole map.
-    if step.output_shape[:2] == (1, 1) and len(step.input_shapes[0]) == 3:
-        hw = tuple(step.input_shapes[0][:2])
-        return hw, hw, (0, 0), (1, 1)
-    return None
-
-
-def receptive_fields(model):
-    """Per spatial layer, in model order: its geometry and effective receptive field.
-
-    Returns an ``OrderedDict`` ``{layer_name: ReceptiveField}`` with the
-    definitions of google-research/receptive_field: ``size`` is the effective
-    receptive field, ``stride`` the effective stride (jump) and ``padding`` the
-    effective padding, each in input pixels as ``(height, width)``. Layers are
-    named as inside nested models.
-    """
-    graph = walk(model)
-    rf = {tid: ((1, 1), (1, 1), (0, 0)) for tid in graph.input_ids}  # size, jump, pad
-    for tid, shape in zip(graph.input_ids, graph.input_shapes):
-        _check_static(shape, model)
-    result = OrderedDict()
-    for step in graph.steps:
-        if not step.is_spatial:
-            continue
-        branches = [rf.get(t) for t in step.input_ids]
-        if any(b is None for b in branches):
-            continue  # fed by a non-spatial tensor (e.g. a Reshape of a vector)
-        geom = layer_geometry(step)
-        if geom is None:
-            raise ValueError(
-                f"cannot derive the receptive field through layer {step.name!r} "
-                f"({step.type_name}): it changes the spatial size {step.input_shapes[0][:2]}"
-                f" -> {step.output_shape[:2]} in a way keras-convviz does not model."
-            )
-        k, s, p, d = geom
-        (r, j, q), aligned = _merge(branches)
-        size = tuple(rr + (kk - 1) * jj for rr, kk, jj in zip(r, k, j))
-        jump = tuple(jj * ss for jj, ss in zip(j, s))
-        pad = tuple(qq + pp * jj for qq, pp, jj in zip(q, p, j))
-        for oid in step.output_ids:
-            rf[oid] = (size, jump, pad)
-        note = "" if aligned else (
-            "merge of branches with different receptive fields: size and padding "
-            "cover every branch" + ("; strides differ" if len({b[1] for b in branches}) > 1 else "")
-        )
-        result[step.name] = ReceptiveField(
-            name=step.name,
-            layer_type=step.type_name,
-            output_shape=step.output_shape,
-            kernel=k,
-            layer_stride=s,
-            layer_padding=p,
-            dilation=d,
-            size=size,
-            stride=jump,
-            padding=pad,
-            aligned=aligned,
-            note=note,
-        )
-    return result
-
-
-def _merge(branches):
-    """Union of branch receptive fields; ``aligned`` when they are all equal."""
-    if len(set(branches)) == 1:
-        return branches[0], True
-    size, pad = [], []
-    for dim in range(2):
-        start = min(-b[2][dim] for b in branches)
-        end = max(-b[2][dim] + b[0][dim] - 1 for b in branches)
-        size.append(end - start + 1)
-        pad.append(-start)
-    jump = tuple(max(b[1][dim] for b in branches) for dim in range(2))
-    return (tuple(size), jump, tuple(pad)), False
-
-
-def _check_static(shape, model):
-    if len(shape) != 3 or shape[0] is None or shape[1] is None:
-        raise ValueError(
-            f"model {model.name!r} has input shape {shape} without a static height "
-            f"and width; rebuild it with keras.Input(shape=(H, W, C)) or, for "
-            f"keras.applications, pass input_shape=(H, W, 3)."
-        )

@@ -204,9 +204,12 @@ def _curve_fn(graph, step, mode, kind):
 def _perturbation(model, inputs, maps, target, steps, baseline, output, batch_size, mode, score, seed):
     import tensorflow as tf
 
-    from .methods.gradients import fill_predicted, positive_int, prepare
+    from .checks import positive_int
+    from .request import prepare
 
-    graph, x, step, targets = prepare(model, inputs, target, output)
+    request = prepare(model, inputs, target, output, batch_size).with_predicted()
+    graph, x, step, targets = request.graph, request.x, request.score, request.targets
+    batch_size = request.batch_size
     maps = to_2d(maps)
     if maps.shape != x.shape[:3]:
         raise ValueError(f"maps have shape {maps.shape} but the inputs {x.shape[:3]}; pass maps in input "
@@ -215,9 +218,7 @@ def _perturbation(model, inputs, maps, target, steps, baseline, output, batch_si
         raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
     h, w = x.shape[1:3]
     steps = h if steps is None else positive_int(steps, "steps")
-    batch_size = positive_int(batch_size, "batch_size")
     base = _baseline(x, baseline)
-    targets = fill_predicted(graph, step, x, targets)
     ranks = _ranks(maps, seed)
     fractions = np.arange(steps + 1) / steps
     counts = np.round(fractions * h * w).astype(np.int32)
@@ -419,11 +420,11 @@ def randomization(model, method, inputs, target=None, layers=None, seed=0, outpu
 
     Returns a :class:`Randomization`.
     """
-    from .methods.gradients import fill_predicted, prepare
+    from .request import prepare
 
     fn = _method(method)
-    graph, x, step, targets = prepare(model, inputs, target, output)
-    targets = fill_predicted(graph, step, x, targets)
+    request = prepare(model, inputs, target, output).with_predicted()
+    graph, x, targets = request.graph, request.x, request.targets
     if output is not None:
         kwargs["output"] = output
     if layers is None:

@@ -2,8 +2,11 @@
 pre-activations, and swap the backward rule of every ReLU.
 
 This is the one engine all methods share. ``run`` is plain TensorFlow and can
-be called inside any ``tf.function`` or ``GradientTape``; ``compiled`` caches
-one ``tf.function`` per graph and key so repeated calls never retrace.
+be called inside any ``tf.function`` or ``GradientTape``, from the model
+inputs or from given activations of any layers (a tail of the network);
+``compiled`` caches one ``tf.function`` per graph and key so repeated calls
+never retrace; ``fast_conv_gradients`` + ``input_gradient`` take input
+gradients with a faster exact rule for stride-1 convolutions.
 
 Backward rules for ReLU and ReLU6 (fused into a layer or standalone):
 
@@ -16,14 +19,12 @@ Backward rules for ReLU and ReLU6 (fused into a layer or standalone):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
-from .graph import _Values, walk
+from .graph import Values, walk
 
-__all__ = ["run", "capture", "Capture", "compiled", "RULES"]
+__all__ = ["run", "call_layer", "compiled", "fast_conv_gradients", "input_gradient", "input_spec", "RULES"]
 
 RULES = (None, "gradient", "deconv", "guided")
 
@@ -58,7 +59,7 @@ def _without_activation(layer):
         object.__setattr__(layer, "activation", saved)
 
 
-def _call(step, args, kwargs, linear=False):
+def call_layer(step, args, kwargs, linear=False):
     """Call a step's layer in inference mode; ``linear`` drops its activation."""
     layer = step.layer
     if getattr(layer, "_call_has_training_arg", False):
@@ -83,17 +84,20 @@ def _max_pool_with_switches(step, x):
     return out, argmax
 
 
-def run(model, inputs, outputs, rule=None, switches=False, linear=()):
+def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None):
     """Compute the named layers' outputs for ``inputs`` (traceable TF code).
 
     Args:
       model: a Keras model or a walked ``Graph``.
-      inputs: a tensor (single-input model) or a list of tensors.
+      inputs: a tensor (single-input model), a list of tensors, or None when
+        ``given`` holds everything the outputs need.
       outputs: layer names to return.
       rule: backward rule for every ReLU/ReLU6, see the module docstring.
       switches: also return ``{pool_name: argmax}`` for every MaxPooling2D run.
       linear: layer names to return before their activation (pre-softmax
         logits, for example); also valid for standalone activation layers.
+      given: ``{layer_name: tensor}`` activations to start from: those layers
+        are not run, and neither is anything only they need.
 
     Returns ``{name: tensor}`` (and the switches dict when asked). Only the
     steps the requested outputs depend on are run.
@@ -101,32 +105,40 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=()):
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     graph = walk(model)
-    outputs = list(outputs)
-    linear = set(linear)
-    values = _Values(graph.aliases)
-    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    outputs, linear, given = list(outputs), set(linear), dict(given or {})
+    values = Values(graph.aliases)
+    inputs = [] if inputs is None else inputs if isinstance(inputs, (list, tuple)) else [inputs]
     for tid, x in zip(graph.input_ids, inputs):
         dict.__setitem__(values, tid, x)
+    for name, value in given.items():
+        dict.__setitem__(values, graph.step(name).output_ids[0], value)
     found, pool_switches = {}, {}
-    for index in graph.ancestors(list(outputs) + list(linear)):
+    for index in graph.ancestors(outputs + sorted(linear), given=given):
         step = graph.steps[index]
-        args, kwargs = step.node.arguments.fill_in(values)
-        if step.name in linear:
-            found[step.name] = _call(step, args, kwargs, linear=True)
-        if step.kind == "maxpool" and switches:
-            y, pool_switches[step.name] = _max_pool_with_switches(step, args[0])
-        elif rule not in (None, "gradient") and step.activation in ("relu", "relu6"):
-            pre = _call(step, args, kwargs, linear=True)
-            y = _rectifier(rule, step.relu_max)(pre)
-        else:
-            y = _call(step, args, kwargs)
-        ys = y if isinstance(y, (list, tuple)) else [y]
+        ys = _run_step(step, values, rule, step.name in linear, switches, found, pool_switches)
         for oid, value in zip(step.output_ids, ys):
             dict.__setitem__(values, oid, value)
         if step.name in outputs:
             found.setdefault(step.name, ys[0])
-    result = {name: found[name] for name in list(outputs) + sorted(linear - set(outputs)) if name in found}
+    for name in outputs:
+        if name in given:
+            found.setdefault(name, given[name])
+    result = {name: found[name] for name in outputs + sorted(linear - set(outputs)) if name in found}
     return (result, pool_switches) if switches else result
+
+
+def _run_step(step, values, rule, linear, switches, found, pool_switches):
+    """One step of ``run``: its outputs, recording pre-activations and switches."""
+    args, kwargs = step.node.arguments.fill_in(values)
+    if linear:
+        found[step.name] = call_layer(step, args, kwargs, linear=True)
+    if step.kind == "maxpool" and switches:
+        y, pool_switches[step.name] = _max_pool_with_switches(step, args[0])
+    elif rule not in (None, "gradient") and step.activation in ("relu", "relu6"):
+        y = _rectifier(rule, step.relu_max)(call_layer(step, args, kwargs, linear=True))
+    else:
+        y = call_layer(step, args, kwargs)
+    return y if isinstance(y, (list, tuple)) else [y]
 
 
 def compiled(model, key, build):
@@ -138,76 +150,77 @@ def compiled(model, key, build):
     return fn
 
 
-# ---------------------------------------------------------------- capture
-@dataclasses.dataclass
-class Capture:
-    """Activations of the requested layers and switches of the max pools on the way.
-
-    ``switches[pool]`` holds, per pooled output, the flattened index
-    ``(y * width + x) * channels + c`` into the pool's input for the same
-    image, as ``tf.nn.max_pool_with_argmax(..., include_batch_in_index=False)``.
-    """
-
-    activations: dict
-    switches: dict
+def input_spec(graph, hw=None):
+    """The ``tf.TensorSpec`` of a batch of model inputs (batch left open)."""
+    shape = tuple(graph.input_shape) if hw is None else tuple(hw) + tuple(graph.input_shape[2:])
+    return tf.TensorSpec((None,) + shape, tf.float32)
 
 
-def as_batch(model, inputs, dtype=np.float32):
-    """Validate model inputs: a finite ``(N, H, W, C)`` batch matching the model."""
-    graph = walk(model)
-    x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
-    expected = graph.input_shape
-    if x.ndim == len(expected):
-        raise ValueError(
-            f"inputs have shape {x.shape}; pass a batch (N, {', '.join(map(str, expected))}),"
-            f" e.g. inputs[None]."
-        )
-    if x.ndim != len(expected) + 1 or any(
-        e is not None and e != a for e, a in zip(expected, x.shape[1:])
-    ):
-        raise ValueError(
-            f"inputs have shape {x.shape} but model {graph.model.name!r} expects "
-            f"(N, {', '.join(map(str, expected))}); resize or preprocess them first."
-        )
-    if x.shape[0] == 0:
-        raise ValueError("inputs are an empty batch; pass at least one image.")
-    x = x.astype(dtype, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("inputs contain NaN or Inf values; clean or re-preprocess them.")
-    return x
+# ---------------------------------------------------------------- fast input gradients
+_FLIPPED = "ConvvizFlippedConv2D"
 
 
-def capture(model, inputs, layers):
-    """One forward pass recording ``layers``' activations and all switches on the way.
+def _standard_conv_grad(op, grad):
+    try:
+        from tensorflow.python.ops import nn_grad
 
-    Args:
-      model: a Keras model (Sequential, Functional or nested).
-      inputs: a preprocessed batch ``(N, H, W, C)``.
-      layers: a layer name or a list of them.
+        return nn_grad._Conv2DGrad(op, grad)
+    except (ImportError, AttributeError):  # pragma: no cover - older/newer TF layouts
+        x, w = op.inputs
+        strides, padding = op.get_attr("strides"), op.get_attr("padding").decode()
+        dilations, fmt = op.get_attr("dilations"), op.get_attr("data_format").decode()
+        if padding == "EXPLICIT":
+            flat = op.get_attr("explicit_paddings")
+            padding = [flat[i:i + 2] for i in range(0, len(flat), 2)]
+        dx = tf.compat.v1.nn.conv2d_backprop_input(tf.shape(x), w, grad, strides, padding,
+                                                   data_format=fmt, dilations=dilations)
+        dw = tf.compat.v1.nn.conv2d_backprop_filter(x, tf.shape(w), grad, strides, padding,
+                                                    data_format=fmt, dilations=dilations)
+        return dx, dw
 
-    Returns a :class:`Capture` of numpy arrays. The pass is compiled once per
-    model and set of layers and reused for any batch size.
-    """
-    graph = walk(model)
-    names = [layers] if isinstance(layers, str) else list(layers)
-    if not names:
-        raise ValueError("capture needs at least one layer name.")
-    for name in names:
-        graph.step(name)
-    x = as_batch(graph, inputs)
-    fn = compiled(graph, ("capture", tuple(names)), lambda: _capture_fn(graph, names))
-    acts, switches = fn(tf.constant(x))
-    return Capture(
-        activations={k: v.numpy() for k, v in acts.items()},
-        switches={k: v.numpy() for k, v in switches.items()},
+
+def _flipped_conv_grad(op, grad):
+    """Conv2D gradient; the input part as a forward conv with the flipped kernel where exact."""
+    x, w = op.inputs
+    kh, kw = w.shape[0], w.shape[1]
+    padding = op.get_attr("padding")
+    eligible = (
+        list(op.get_attr("strides")) == [1, 1, 1, 1]
+        and list(op.get_attr("dilations")) == [1, 1, 1, 1]
+        and op.get_attr("data_format") == b"NHWC"
+        and padding in (b"SAME", b"VALID")
+        and kh is not None and kw is not None
+        and x.shape[-1] is not None and x.shape[-1] == w.shape[2]  # not grouped
+        and (padding == b"VALID" or (kh % 2 == 1 and kw % 2 == 1))  # SAME pads symmetrically
     )
+    if not eligible:
+        return _standard_conv_grad(op, grad)
+    flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
+    if padding == b"SAME":
+        dx = tf.nn.conv2d(grad, flipped, 1, "SAME")
+    else:  # the "full" correlation: pad by kernel - 1 on every side
+        dx = tf.nn.conv2d(grad, flipped, 1, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+    dw = tf.compat.v1.nn.conv2d_backprop_filter(x, tf.shape(w), grad, [1, 1, 1, 1], padding.decode())
+    return dx, dw  # dw is pruned from the graph when only input gradients are fetched
 
 
-def _capture_fn(graph, names):
-    spec = tf.TensorSpec((None,) + tuple(graph.input_shape), tf.float32)
+try:
+    tf.RegisterGradient(_FLIPPED)(_flipped_conv_grad)
+except KeyError:  # already registered (module reloaded)
+    pass
 
-    @tf.function(input_signature=[spec], reduce_retracing=True)
-    def forward(x):
-        return run(graph, x, names, switches=True)
 
-    return forward
+@contextlib.contextmanager
+def fast_conv_gradients():
+    """While tracing: Conv2D ops created here differentiate through ``_flipped_conv_grad``.
+
+    Only ``tf.gradients`` honours the override (``GradientTape`` looks
+    gradients up by op type alone).
+    """
+    with tf.compat.v1.get_default_graph().gradient_override_map({"Conv2D": _FLIPPED}):
+        yield
+
+
+def input_gradient(score, wrt):
+    """``d score / d wrt`` in the traced graph (zeros where unconnected)."""
+    return tf.gradients(score, wrt, unconnected_gradients=tf.UnconnectedGradients.ZERO)[0]

@@ -8,16 +8,17 @@ target 0 its negation.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
+from .checks import count, indices
 from .graph import walk
-from .probe import run
+from .probe import compiled, input_spec, run
 
-__all__ = ["score_step", "logits", "resolve_targets", "target_scores", "count", "top_maps"]
+__all__ = ["score_step", "logits", "num_classes", "target_scores", "pick_scores", "probabilities",
+           "predicted_classes", "class_probabilities", "top_maps"]
 
 
 def score_step(model, output=None):
@@ -52,30 +53,8 @@ def logits(model, x, output=None, rule=None):
 
 
 def num_classes(model, output=None):
+    """The number of class scores of the (chosen) output."""
     return int(score_step(model, output).output_shape[-1])
-
-
-def resolve_targets(target, n, classes, predicted=None):
-    """``target`` (int, list of one per image, or None) -> int array ``(n,)``.
-
-    ``None`` takes ``predicted`` (the argmax classes). Out-of-range targets
-    raise ``ValueError``. A single-unit output accepts targets 0 and 1.
-    """
-    limit = max(int(classes), 2)
-    if target is None:
-        if predicted is None:
-            raise ValueError("target=None needs the predicted classes")
-        out = np.asarray(predicted, np.int64).reshape(-1)
-    elif isinstance(target, numbers.Integral):
-        out = np.full((n,), int(target), np.int64)
-    else:
-        out = np.asarray(list(target), np.int64).reshape(-1)
-        if out.shape[0] != n:
-            raise ValueError(f"target has {out.shape[0]} entries for {n} images; give one per image.")
-    bad = out[(out < 0) | (out >= limit)]
-    if bad.size:
-        raise ValueError(f"target {int(bad[0])} is outside the model's classes 0..{limit - 1}.")
-    return out
 
 
 def target_scores(scores, targets):
@@ -87,23 +66,57 @@ def target_scores(scores, targets):
     return tf.gather(scores, targets, axis=1, batch_dims=1)
 
 
-def count(spec, total, what="maps"):
-    """A count (int >= 1) or a fraction (float in (0, 1]) of ``total`` -> an int.
+def pick_scores(scores, targets):
+    """Each image's target score; targets ``< 0`` take the predicted class (traceable)."""
+    targets = tf.convert_to_tensor(targets, tf.int64)
+    return target_scores(scores, tf.where(targets < 0, predicted(scores), targets))
 
-    Anything else raises ``ValueError``: unlike the seed tool, we never fall
-    back silently to a single instance.
+
+def predicted(scores):
+    """The predicted classes ``(N,)`` of class scores (single unit: logit > 0; traceable)."""
+    if scores.shape[-1] == 1:
+        return tf.cast(scores[:, 0] > 0, tf.int64)
+    return tf.argmax(scores, axis=-1, output_type=tf.int64)
+
+
+def probabilities(scores, head):
+    """Class probabilities from the class scores, as the model's head defines them (traceable).
+
+    A single unit gives ``(1 - p, p)``; a sigmoid head per-class sigmoids;
+    anything else the softmax of the logits.
     """
-    if isinstance(spec, bool):
-        raise ValueError(f"{what} must be a count or a fraction, got {spec!r}")
-    if isinstance(spec, numbers.Integral):
-        if spec < 1 or spec > total:
-            raise ValueError(f"{what}={spec} but there are {total}; use 1..{total} or a fraction in (0, 1].")
-        return int(spec)
-    if isinstance(spec, numbers.Real):
-        if not 0.0 < float(spec) <= 1.0 or math.isnan(spec):
-            raise ValueError(f"{what}={spec}: a fraction must be in (0, 1]; use an int for a count.")
-        return max(1, int(math.ceil(float(spec) * total - 1e-9)))
-    raise ValueError(f"{what} must be an int count or a float fraction, got {spec!r}")
+    if scores.shape[-1] == 1:
+        p = tf.sigmoid(scores)
+        return tf.concat([1.0 - p, p], axis=-1)
+    if head.activation == "sigmoid":
+        return tf.sigmoid(scores)
+    return tf.nn.softmax(scores, axis=-1)
+
+
+def _head_fn(graph, head, what):
+    def build():
+        @tf.function(input_signature=[input_spec(graph)], autograph=False)
+        def head_values(x):
+            scores = run(graph, x, [], linear=[head.name])[head.name]
+            return predicted(scores) if what == "predicted" else probabilities(scores, head)
+
+        return head_values
+
+    return compiled(graph, (what, head.name), build)
+
+
+def _batched(fn, x, batch_size):
+    return np.concatenate([fn(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+
+
+def predicted_classes(graph, head, x, batch_size=64):
+    """Predicted classes ``(N,)`` of a batch of model inputs, compiled and batched."""
+    return _batched(_head_fn(graph, head, "predicted"), x, batch_size)
+
+
+def class_probabilities(graph, head, x, batch_size=64):
+    """Class probabilities ``(N, K)`` of a batch of model inputs (see ``probabilities``)."""
+    return _batched(_head_fn(graph, head, "probabilities"), x, batch_size)
 
 
 def top_maps(activations, spec):
@@ -115,9 +128,7 @@ def top_maps(activations, spec):
     acts = np.asarray(activations)
     channels = acts.shape[-1]
     if isinstance(spec, (list, tuple, np.ndarray)):
-        idx = np.asarray(spec, np.int64).reshape(-1)
-        if idx.size == 0 or idx.min() < 0 or idx.max() >= channels:
-            raise ValueError(f"map indices {list(idx)} must be in 0..{channels - 1}")
+        idx = indices(spec, channels, "map")
         return np.broadcast_to(idx, (acts.shape[0], idx.size)).copy()
     m = count(spec, channels, "maps")
     peaks = acts.reshape(acts.shape[0], -1, channels).max(axis=1)

@@ -59,7 +59,7 @@ def run(args):
     from .. import media
     from ..graph import walk
     from ..methods import deconv as D
-    from ..select import count
+    from ..checks import count
 
     maps = parse_spec(args.maps, "--maps", allow_list=True)
     activations = parse_spec(args.activations, "--activations")

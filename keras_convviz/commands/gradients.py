@@ -130,7 +130,7 @@ def run(args):
     import numpy as np
 
     from .. import media
-    from ..methods.gradients import positive_int
+    from ..checks import positive_int
     from ..select import num_classes
 
     method = args.method

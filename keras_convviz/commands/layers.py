@@ -18,7 +18,8 @@ def _pair(v):
 
 def table(model):
     """The rows of the layer table as strings (header first)."""
-    from ..graph import receptive_fields, walk
+    from ..fields import receptive_fields
+    from ..graph import walk
 
     graph = walk(model)
     fields = receptive_fields(model)

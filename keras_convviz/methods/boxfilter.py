@@ -34,7 +34,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..graph import layer_geometry, walk
+from ..fields import layer_geometry
+from ..graph import walk
 
 __all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "pictures", "scale_crop", "check_crop"]
 

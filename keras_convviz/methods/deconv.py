@@ -30,9 +30,11 @@ import numpy as np
 import tensorflow as tf
 
 from .. import render
-from ..graph import receptive_fields, walk
-from ..probe import as_batch, compiled, run
-from ..select import count
+from ..fields import receptive_fields
+from ..graph import walk
+from ..checks import count
+from ..probe import compiled, run
+from ..request import as_batch
 
 __all__ = [
     "deconv",

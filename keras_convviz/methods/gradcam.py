@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al. 2017) of the pre-softmax target logit.
+"""Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) of the pre-softmax target logit.
 
 ``cam = relu(sum_k w_k A_k)`` with ``w_k`` the spatial mean of
 ``d S_target / d A_k`` over the feature maps ``A`` of a spatial layer (by
@@ -10,21 +10,19 @@ same compiled function. Values are not normalized: use
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from ..graph import walk
-from ..probe import compiled, run
-from .gradients import (_TARGETS, _spec, chunks, fast_conv_gradients, input_gradient, pick_scores,
-                        positive_int, prepare)
+from ..probe import compiled, fast_conv_gradients, input_gradient, input_spec, run
+from ..request import prepare
+from ..select import pick_scores, score_step
+from .gradients import per_image
 
 __all__ = ["gradcam", "default_layer"]
 
 
 def default_layer(model, output=None):
     """The last spatial layer the class score depends on (the Grad-CAM default)."""
-    from ..select import score_step
-
     graph = walk(model)
     step = score_step(graph, output)
     spatial = [graph.steps[i] for i in graph.ancestors([step.name]) if graph.steps[i].is_spatial]
@@ -38,7 +36,7 @@ def _cam_fn(graph, layer, step, upsample):
     size = tuple(graph.input_shape[:2])
 
     def build():
-        @tf.function(input_signature=[_spec(graph), _TARGETS], autograph=False)
+        @tf.function(input_signature=[input_spec(graph), tf.TensorSpec((None,), tf.int64)], autograph=False)
         def cam(x, targets):
             with fast_conv_gradients():
                 found = run(graph, x, [layer], linear=[step.name])
@@ -69,12 +67,10 @@ def gradcam(model, inputs, target=None, layer=None, upsample=True, output=None, 
 
     Returns float32 ``(N, H, W)`` (``upsample=True``) or ``(N, h, w)``.
     """
-    positive_int(batch_size, "batch_size")
-    graph, x, step, targets = prepare(model, inputs, target, output)
+    request = prepare(model, inputs, target, output, batch_size)
+    graph, step = request.graph, request.score
     layer = default_layer(graph, output) if layer is None else graph.spatial_step(layer).name
     if graph.ancestors([step.name]).count(graph.names.index(layer)) == 0:
         raise ValueError(f"the score of {step.name!r} does not depend on layer {layer!r}; pick a "
                          f"layer before it, such as {default_layer(graph, output)!r}.")
-    fn = _cam_fn(graph, layer, step, upsample)
-    return np.concatenate([fn(tf.constant(x[a:b]), tf.constant(targets[a:b])).numpy()
-                           for a, b in chunks(x.shape[0], batch_size)])
+    return per_image(_cam_fn(graph, layer, step, upsample), request)

@@ -29,10 +29,11 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from ..graph import walk
-from ..graph import _Values
-from ..probe import _call, as_batch, compiled, run
-from ..select import resolve_targets, score_step
+from ..checks import resolve_targets
+from ..graph import Values, walk
+from ..probe import call_layer, compiled, run
+from ..request import as_batch
+from ..select import score_step
 
 __all__ = ["occlusion", "Occlusion", "grid_origins", "figure"]
 
@@ -336,20 +337,20 @@ class _Engine:
                     r0y, r0x = sy, sx
                     gi += 1
                 else:
-                    win = _call(st, (win,), {})
+                    win = call_layer(st, (win,), {})
                 if st.name == layer:
                     layer_win = (win, r0y, r0x)
             # the full tensor at the end of the chain, then the rest of the model
             full = _paste(tf.gather(cache[-2], img), win, -r0y, -r0x)
-            values = _Values(graph.aliases)
+            values = Values(graph.aliases)
             dict.__setitem__(values, end_step.output_ids[0], full)
             found = {}
             for st in suffix:
                 args, kwargs = st.node.arguments.fill_in(values)
                 if st.name == score:
-                    found[score] = _call(st, args, kwargs, linear=True)
+                    found[score] = call_layer(st, args, kwargs, linear=True)
                     continue
-                y = _call(st, args, kwargs)
+                y = call_layer(st, args, kwargs)
                 ys = y if isinstance(y, (list, tuple)) else [y]
                 for oid, v in zip(st.output_ids, ys):
                     dict.__setitem__(values, oid, v)
@@ -436,7 +437,7 @@ def _geo_op(step):
 
 def engine(graph, layer, score, patch, origins):
     """The incremental engine for this model and occluder grid, or None when it cannot help."""
-    from ..graph import layer_geometry
+    from ..fields import layer_geometry
 
     key = ("occlusion-engine", layer, score, patch, tuple(map(tuple, origins)))
     if key in graph.cache:

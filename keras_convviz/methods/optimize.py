@@ -42,8 +42,10 @@ import numpy as np
 import tensorflow as tf
 
 from ..graph import walk
-from ..probe import as_batch, compiled, run
-from ..select import num_classes, resolve_targets, score_step
+from ..checks import resolve_targets
+from ..probe import compiled, run
+from ..request import as_batch
+from ..select import num_classes, score_step
 
 __all__ = [
     "class_model",

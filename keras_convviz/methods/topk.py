@@ -20,7 +20,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from ..graph import receptive_fields, walk
+from ..fields import receptive_fields
+from ..graph import walk
 from ..probe import compiled, run
 
 __all__ = ["top_activations", "TopActivations", "figure"]

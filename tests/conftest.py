@@ -1,0 +1,12 @@
+"""Test-session settings shared by every test module.
+
+TensorFlow 2.21's oneDNN kernels crash or return wrong gradients on some
+small dilated/depthwise convolutions on AVX-512 CPUs (the random-model
+receptive-field test reproduces it: a segfault, or a gradient support that
+misses rows). The tests check numbers against exact references, so they run
+TensorFlow's reference kernels. This must be set before TensorFlow loads.
+"""
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
