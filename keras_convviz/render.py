@@ -103,7 +103,7 @@ def fit_square(image, size, background=128):
     return out
 
 
-def _font(size=12):
+def font(size=12):
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -115,11 +115,11 @@ def label(image, text, height=16, size=12):
     h, w = image.shape[:2]
     canvas = Image.new("RGB", (w, h + height), (24, 24, 24))
     canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (0, height))
-    ImageDraw.Draw(canvas).text((3, 1), text, fill=(235, 235, 235), font=_font(size))
+    ImageDraw.Draw(canvas).text((3, 1), text, fill=(235, 235, 235), font=font(size))
     return np.asarray(canvas)
 
 
-def _as_rgb(panel):
+def as_rgb(panel):
     panel = np.asarray(panel)
     if panel.dtype != np.uint8:
         panel = to_uint8(panel)
@@ -143,20 +143,20 @@ def grid(panels, titles=None, columns=None, pad=4, cell=None, background=(255, 2
         rows = [list(panels[i:i + columns]) for i in range(0, len(panels), columns)]
         if titles is not None:
             titles = [list(titles[i:i + columns]) for i in range(0, len(titles), columns)]
-    first = _as_rgb(rows[0][0])
+    first = as_rgb(rows[0][0])
     ch, cw = cell or first.shape[:2]
     th = 16 if titles is not None else 0
     ncols = max(len(r) for r in rows)
     canvas = Image.new("RGB", (pad + ncols * (cw + pad), pad + len(rows) * (ch + th + pad)), background)
     draw = ImageDraw.Draw(canvas)
-    font = _font(11)
+    title_font = font(11)
     for r, row in enumerate(rows):
         for c, panel in enumerate(row):
             x, y = pad + c * (cw + pad), pad + r * (ch + th + pad)
-            img = Image.fromarray(_as_rgb(panel))
+            img = Image.fromarray(as_rgb(panel))
             if img.size != (cw, ch):
                 img = img.resize((cw, ch), Image.NEAREST)
             canvas.paste(img, (x, y + th))
             if titles is not None and titles[r][c]:
-                draw.text((x + 1, y + 1), str(titles[r][c]), fill=(20, 20, 20), font=font)
+                draw.text((x + 1, y + 1), str(titles[r][c]), fill=(20, 20, 20), font=title_font)
     return np.asarray(canvas)

@@ -5,7 +5,9 @@ Shared argument helpers live here so every command spells them the same way.
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 
 
 def add_model_args(parser, default="demo"):
@@ -33,8 +35,70 @@ def check_out_dir(args):
 
 
 def out_path(args, name):
+    """``--out``/``name``, creating the folder on first use."""
     os.makedirs(args.out, exist_ok=True)
     return os.path.join(args.out, name)
+
+
+def slug(text):
+    """A file-name-safe version of ``text`` (layer and class names in file names)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+def input_stem(args):
+    """The output-name stem of the input file: its base name, plus ``_frameN`` for video frames."""
+    stem = slug(os.path.splitext(os.path.basename(args.image))[0])
+    if getattr(args, "frame", None) is not None:
+        stem += f"_frame{args.frame}"
+    return stem
+
+
+def output_name(args, *parts, ext="png"):
+    """``--out/<stem>_<part>_..._.<ext>``: every command names its files this way."""
+    name = "_".join([input_stem(args)] + [slug(p) for p in parts])
+    return out_path(args, f"{name}.{ext}")
+
+
+# ---------------------------------------------------------------- argparse types
+# argparse turns the ValueError of a ``type=`` function into its own one-line
+# usage error (exit 2), so each one names the fix in its message.
+def positive_int_arg(text):
+    """``type=`` for counts: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def count_or_fraction_arg(text):
+    """``type=`` for "how many": an int count >= 1 or a fraction in (0, 1] ('9', '0.25')."""
+    try:
+        return positive_int_arg(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def ints_arg(count, what):
+    """``type=`` factory: exactly ``count`` comma-separated ints (a crop, a size)."""
+
+    def parse(text):
+        try:
+            return parse_ints(text, count, what)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = what.strip("-")
+    return parse
 
 
 def parse_ints(text, count, what):

@@ -641,7 +641,7 @@ def figure(image, result, index=0, class_names=None, cell=160):
         "most probable class",
         f"{result.layer} map {int(result.map_index[index])}",
     ]
-    big = [np.asarray(Image.fromarray(render._as_rgb(p)).resize((cell, cell), Image.NEAREST)) for p in panels]
+    big = [np.asarray(Image.fromarray(render.as_rgb(p)).resize((cell, cell), Image.NEAREST)) for p in panels]
     # the occluder grid is coarse: nearest-neighbour keeps one square per position
     canvas = render.grid(big, titles=titles, columns=4)
     # legend of the classes that appear in the top-class map
@@ -649,7 +649,7 @@ def figure(image, result, index=0, class_names=None, cell=160):
     line_h = 14
     legend = Image.new("RGB", (canvas.shape[1], 6 + line_h * len(shown)), (255, 255, 255))
     draw = ImageDraw.Draw(legend)
-    font = render._font(11)
+    font = render.font(11)
     x0 = 4 + 2 * (cell + 4)
     for r, k in enumerate(shown):
         y = 3 + r * line_h
