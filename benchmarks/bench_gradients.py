@@ -29,7 +29,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 
@@ -114,44 +113,13 @@ def speed_rows(quick=False):
     return rows
 
 
-_MEMORY = textwrap.dedent("""
-    import json, os, resource, sys
-
-    def peak_kb():
-        # VmHWM: this process's own peak RSS. ru_maxrss is no good here: Linux carries the
-        # parent's high-water mark into a forked-and-exec'd child.
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np, keras
-    from keras_convviz.methods.gradients import smoothgrad, integrated_gradients
-    L = keras.layers
-    keras.utils.set_random_seed(0)
-    x = inputs = keras.Input((128, 128, 3))
-    x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, L.Dense(4, activation="softmax")(x))
-    img = np.random.default_rng(0).uniform(0, 1, (1, 128, 128, 3)).astype(np.float32)
-    method, count, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    run = {"smoothgrad": lambda n, b: smoothgrad(model, img, 0, samples=n, batch_size=b),
-           "ig": lambda n, b: integrated_gradients(model, img, 0, steps=n, batch_size=b)}[method]
-    run(1, 1)  # compile
-    before = peak_kb()
-    run(count, batch)
-    after = peak_kb()
-    print(json.dumps({"before_kb": before, "peak_kb": after}))
-""")
+PEAK_MEMORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peak_memory.py")
 
 
 def peak_memory(method, count, batch_size=20):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    out = subprocess.run([sys.executable, "-c", _MEMORY, method, str(count), str(batch_size)],
-                         capture_output=True, text=True, env=env, timeout=900, check=True)
+    out = subprocess.run([sys.executable, PEAK_MEMORY, method, str(count), "--batch-size", str(batch_size),
+                          "--size", "128"], capture_output=True, text=True, env=env, timeout=900, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

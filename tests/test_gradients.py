@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
@@ -387,46 +386,17 @@ def test_bad_counts(batch):
 
 
 # ---------------------------------------------------------------- memory
-_MEMORY_SCRIPT = textwrap.dedent("""
-    import json, os, resource, sys
-
-    def peak_kb():
-        # VmHWM: this process's own peak RSS. ru_maxrss is no good here: Linux carries the
-        # parent's high-water mark into a forked-and-exec'd child.
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np, keras
-    from keras_convviz.methods.gradients import smoothgrad, integrated_gradients
-    L = keras.layers
-    keras.utils.set_random_seed(0)
-    x = inputs = keras.Input((96, 96, 3))
-    x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, L.Dense(4, activation="softmax")(x))
-    img = np.random.default_rng(0).uniform(0, 1, (1, 96, 96, 3)).astype(np.float32)
-    method, count = sys.argv[1], int(sys.argv[2])
-    run = {"smoothgrad": lambda n: smoothgrad(model, img, 0, samples=n, batch_size=20),
-           "ig": lambda n: integrated_gradients(model, img, 0, steps=n, batch_size=20)}[method]
-    for _ in range(4):  # compile, and let the allocator reach its plateau for one full chunk
-        run(20)
-    before = peak_kb()
-    run(count)
-    after = peak_kb()
-    print(json.dumps({"before_kb": before, "peak_kb": after}))
-""")
+# One script measures memory for the tests and the benchmarks: benchmarks/peak_memory.py.
+PEAK_MEMORY = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "peak_memory.py")
 
 
 def peak_memory(method, count):
     """Peak RSS (VmHWM, KiB) of a fresh process running ``method`` with ``count`` samples/steps."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, method, str(count)], capture_output=True,
-                         text=True, env=env, timeout=600, check=True)
+    args = [method, str(count), "--size", "96", "--batch-size", "20", "--warmup-count", "20",
+            "--warmup-repeats", "4"]
+    out = subprocess.run([sys.executable, PEAK_MEMORY, *args], capture_output=True, text=True, env=env,
+                         timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
