@@ -33,7 +33,7 @@ import tensorflow as tf
 from ..checks import positive_int
 from ..probe import compiled, fast_conv_gradients, input_gradient, input_spec, run
 from ..request import accumulate, chunks, prepare
-from ..select import pick_scores, target_scores
+from ..select import pick_scores
 
 __all__ = ["saliency", "smoothgrad", "guided_backprop", "integrated_gradients", "per_image"]
 
@@ -41,57 +41,34 @@ __all__ = ["saliency", "smoothgrad", "guided_backprop", "integrated_gradients", 
 _TARGETS = tf.TensorSpec((None,), tf.int64)
 
 
-def _grad_fn(graph, step, rule, reduce):
-    """Compiled ``(x, targets) -> d score / d x`` (``reduce='absmax'``: max_c |.|)."""
+def _gradient_fn(graph, step, key, rule=None, reduce=None, extra_specs=(), make_point=None):
+    """Compiled ``(x, targets, *extra) -> d score / d point`` with ``point = make_point(x, *extra)``.
+
+    ``make_point`` moves the input before the gradient is taken (noise for
+    SmoothGrad, a point on the path for integrated gradients); ``reduce='absmax'``
+    returns ``max_c |.|``. Targets ``< 0`` take the predicted class.
+    """
 
     def build():
-        @tf.function(input_signature=[input_spec(graph), _TARGETS], autograph=False)
-        def gradient(x, targets):
+        @tf.function(input_signature=[input_spec(graph), _TARGETS, *extra_specs], autograph=False)
+        def gradient(x, targets, *extra):
+            point = x if make_point is None else make_point(x, *extra)
             with fast_conv_gradients():
-                scores = run(graph, x, [], rule=rule, linear=[step.name])[step.name]
-            g = input_gradient(tf.reduce_sum(pick_scores(scores, targets)), x)
-            if reduce == "absmax":
-                g = tf.reduce_max(tf.abs(g), axis=-1)
-            return g
+                scores = run(graph, point, [], rule=rule, linear=[step.name])[step.name]
+            g = input_gradient(tf.reduce_sum(pick_scores(scores, targets)), point)
+            return tf.reduce_max(tf.abs(g), axis=-1) if reduce == "absmax" else g
 
         return gradient
 
-    return compiled(graph, ("gradient", step.name, rule, reduce), build)
+    return compiled(graph, (key, step.name, rule, reduce), build)
 
 
-def _noisy_grad_fn(graph, step):
-    """Compiled ``(x, targets, sigma, seed) -> d score / d (x + N(0, sigma^2))``."""
-
-    def build():
-        @tf.function(input_signature=[input_spec(graph), _TARGETS, tf.TensorSpec((None,), tf.float32),
-                                      tf.TensorSpec((2,), tf.int32)], autograph=False)
-        def noisy_gradient(x, targets, sigma, seed):
-            noise = tf.random.stateless_normal(tf.shape(x), seed) * tf.reshape(sigma, (-1, 1, 1, 1))
-            noisy = x + noise
-            with fast_conv_gradients():
-                scores = run(graph, noisy, [], linear=[step.name])[step.name]
-            return input_gradient(tf.reduce_sum(target_scores(scores, targets)), noisy)
-
-        return noisy_gradient
-
-    return compiled(graph, ("smoothgrad", step.name), build)
+def _add_noise(x, sigma, seed):
+    return x + tf.random.stateless_normal(tf.shape(x), seed) * tf.reshape(sigma, (-1, 1, 1, 1))
 
 
-def _path_grad_fn(graph, step):
-    """Compiled ``(x, baseline, alpha, targets) -> d score`` at ``baseline + alpha (x - baseline)``."""
-
-    def build():
-        @tf.function(input_signature=[input_spec(graph), input_spec(graph), tf.TensorSpec((None,), tf.float32),
-                                      _TARGETS], autograph=False)
-        def path_gradient(x, baseline, alpha, targets):
-            point = baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
-            with fast_conv_gradients():
-                scores = run(graph, point, [], linear=[step.name])[step.name]
-            return input_gradient(tf.reduce_sum(target_scores(scores, targets)), point)
-
-        return path_gradient
-
-    return compiled(graph, ("path", step.name), build)
+def _path_point(x, baseline, alpha):
+    return baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
 
 
 def per_image(fn, request):
@@ -115,7 +92,7 @@ def saliency(model, inputs, target=None, output=None, batch_size=32):
     Returns float32 ``(N, H, W)``.
     """
     request = prepare(model, inputs, target, output, batch_size)
-    return per_image(_grad_fn(request.graph, request.score, None, "absmax"), request)
+    return per_image(_gradient_fn(request.graph, request.score, "gradient", reduce="absmax"), request)
 
 
 def guided_backprop(model, inputs, target=None, output=None, batch_size=32):
@@ -125,7 +102,7 @@ def guided_backprop(model, inputs, target=None, output=None, batch_size=32):
     engine's ``"guided"`` rule). Returns float32 ``(N, H, W, C)``.
     """
     request = prepare(model, inputs, target, output, batch_size)
-    return per_image(_grad_fn(request.graph, request.score, "guided", None), request)
+    return per_image(_gradient_fn(request.graph, request.score, "gradient", rule="guided"), request)
 
 
 def _noise_sigma(x, noise):
@@ -155,7 +132,8 @@ def smoothgrad(model, inputs, target=None, samples=25, noise=0.15, output=None, 
     x = request.x
     sigma = _noise_sigma(x, noise)
     targets = request.with_predicted().targets
-    fn = _noisy_grad_fn(request.graph, request.score)
+    fn = _gradient_fn(request.graph, request.score, "smoothgrad", make_point=_add_noise,
+                      extra_specs=[tf.TensorSpec((None,), tf.float32), tf.TensorSpec((2,), tf.int32)])
     rng = np.random.default_rng(seed)
     total = np.zeros(x.shape, np.float32)
     owner = np.repeat(np.arange(x.shape[0]), samples)  # sample -> image
@@ -201,13 +179,14 @@ def integrated_gradients(model, inputs, target=None, steps=50, baseline=None, ou
     x = request.x
     base = _baseline(x, baseline)
     targets = request.with_predicted().targets
-    fn = _path_grad_fn(request.graph, request.score)
+    fn = _gradient_fn(request.graph, request.score, "path", make_point=_path_point,
+                      extra_specs=[input_spec(request.graph), tf.TensorSpec((None,), tf.float32)])
     alphas = np.tile(np.arange(1, steps + 1, dtype=np.float32) / np.float32(steps), x.shape[0])
     owner = np.repeat(np.arange(x.shape[0]), steps)
     total = np.zeros(x.shape, np.float32)
     for a, b in chunks(owner.size, request.batch_size):
         idx = owner[a:b]
-        grads = fn(tf.constant(x[idx]), tf.constant(base[idx]), tf.constant(alphas[a:b]),
-                   tf.constant(targets[idx])).numpy()
+        grads = fn(tf.constant(x[idx]), tf.constant(targets[idx]), tf.constant(base[idx]),
+                   tf.constant(alphas[a:b])).numpy()
         accumulate(total, idx, grads)
     return (x - base) * (total / np.float32(steps))
