@@ -50,7 +50,10 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error (its one line printed) or --help: exit code, as for run()
+        return stop.code if isinstance(stop.code, int) else 2
     _import_tensorflow_quietly()
     _quiet_logs()
     try:

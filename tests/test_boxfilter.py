@@ -14,12 +14,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import layers
 from PIL import Image
 
 from keras_convviz import box_filter, receptive_fields, walk
-from keras_convviz.methods.boxfilter import pictures, scale_crop
+from keras_convviz.figures.boxfilter import pictures
+from keras_convviz.methods.boxfilter import scale_crop
 
 
 # ----------------------------------------------------------------- models
@@ -68,7 +68,7 @@ def positive(model):
 
 
 def spatial_layers(model, result):
-    return [n for n in result if n != result.input_name]
+    return [n for n in result.maps if n != result.input_name]
 
 
 # ----------------------------------------------------------------- oracles from the receptive fields
@@ -101,10 +101,10 @@ def test_full_crop_ratio_is_one_and_fraction_drops_only_at_padded_borders(reques
     H, W = model.inputs[0].shape[1:3]
     result = box_filter(model, layer, (0, 0, W, H))
     fields = receptive_fields(model)
-    assert list(result)[0] == result.input_name and list(result)[-1] == layer
+    assert list(result.maps)[0] == result.input_name and list(result.maps)[-1] == layer
     some_interior = some_border = False
     for lname in spatial_layers(model, result):
-        maps = result[lname]
+        maps = result.maps[lname]
         assert maps.fraction.shape == fields[lname].output_shape[:2]
         assert maps.fraction.dtype == np.float32 and maps.ratio.dtype == np.float32
         np.testing.assert_allclose(maps.ratio, 1.0, rtol=0, atol=1e-6, err_msg=lname)
@@ -121,7 +121,7 @@ def test_full_crop_ratio_is_one_and_fraction_drops_only_at_padded_borders(reques
 
 def test_vgg16_has_no_border_loss_before_its_first_same_conv_reaches_padding(vgg16):
     result = box_filter(vgg16, "block1_conv1", (0, 0, 224, 224))
-    frac = result["block1_conv1"].fraction
+    frac = result.maps["block1_conv1"].fraction
     assert frac[1:-1, 1:-1].min() == 1.0
     assert frac[0, 0] == pytest.approx(4 / 9) and frac[0, 5] == pytest.approx(6 / 9)
 
@@ -138,10 +138,10 @@ def test_one_pixel_forward_support_is_exactly_the_units_that_see_it(request, nam
     result = box_filter(model, layer, crops)  # one batched call
     for k, (py, px) in enumerate(pixels):
         for lname in spatial_layers(model, result):
-            support = result[lname].fraction[k] > 0
+            support = result.maps[lname].fraction[k] > 0
             np.testing.assert_array_equal(support, forward_support(fields[lname], py, px),
                                           err_msg=f"{lname} pixel {(py, px)}")
-            assert ((result[lname].ratio[k] > 0) == support).all()
+            assert ((result.maps[lname].ratio[k] > 0) == support).all()
 
 
 # ----------------------------------------------------------------- one unit backward
@@ -156,13 +156,13 @@ def test_one_unit_backward_support_is_its_receptive_field_clipped(request, name,
     rf = receptive_fields(model)[layer]
     for i, j in units:
         result = box_filter(model, layer, (j, i, 1, 1), mode="backward")
-        assert list(result)[0] == layer and list(result)[-1] == result.input_name
-        support = result[result.input_name].fraction > 0
+        assert list(result.maps)[0] == layer and list(result.maps)[-1] == result.input_name
+        support = result.maps[result.input_name].fraction > 0
         y0, y1, x0, x1 = rf.window(i, j, clip_to=(224, 224))
         expected = np.zeros((224, 224), bool)
         expected[y0:y1, x0:x1] = True
         np.testing.assert_array_equal(support, expected, err_msg=f"{layer} unit {(i, j)}")
-        assert result[layer].fraction[i, j] == 1 and result[layer].fraction.sum() == 1
+        assert result.maps[layer].fraction[i, j] == 1 and result.maps[layer].fraction.sum() == 1
 
 
 # ----------------------------------------------------------------- dilation: the exact dependency sets
@@ -194,12 +194,12 @@ def test_dilated_model_supports_equal_its_true_dependency_sets(dilated):
     dep = _dependency_sets(names, (H, W))  # name -> (h, w, H, W)
     pixels = [(20, 18), (0, 0), (41, 36), (13, 2), (41, 20)]
     result = box_filter(dilated, "last", [(px, py, 1, 1) for py, px in pixels])
-    assert list(result) == [result.input_name] + names  # ZeroPadding folds into the next conv
+    assert list(result.maps) == [result.input_name] + names  # ZeroPadding folds into the next conv
     assert result.panels == [result.input_name] + names
     sparse_somewhere = False
     for k, (py, px) in enumerate(pixels):
         for name in names:
-            support = result[name].fraction[k] > 0
+            support = result.maps[name].fraction[k] > 0
             np.testing.assert_array_equal(support, dep[name][:, :, py, px], err_msg=f"{name} {(py, px)}")
             window = forward_support(fields[name], py, px)
             assert not (support & ~window).any()  # inside the receptive field windows
@@ -211,7 +211,7 @@ def test_dilated_model_supports_equal_its_true_dependency_sets(dilated):
         h, w = fields[name].output_shape[:2]
         crops = [(j, i, 1, 1) for i in range(h) for j in range(w)]
         back = box_filter(dilated, name, crops, mode="backward")
-        fr = back[back.input_name].fraction
+        fr = back.maps[back.input_name].fraction
         for n, (j, i, _, _) in enumerate(crops):
             support = fr[n] > 0
             np.testing.assert_array_equal(support, dep[name][i, j], err_msg=f"{name} {(i, j)}")
@@ -242,9 +242,9 @@ def test_fraction_values_equal_an_averaging_twin_built_from_keras_layers():
         expect = np.mean(np.asarray(out), -1)  # the channel mean (Concatenate: channel-weighted)
         if name == "pool":  # 'same' pooling on odd sizes: Keras excludes the padding, we count it
             expect = expect[:, :-1, :]
-            got = result[name].fraction[:, :-1, :]
+            got = result.maps[name].fraction[:, :-1, :]
         else:
-            got = result[name].fraction
+            got = result.maps[name].fraction
         np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
@@ -259,50 +259,50 @@ def test_backward_is_the_adjoint_of_forward(request, name, layer):
     for _ in range(3):
         cin = (int(rng.integers(0, W - 9)), int(rng.integers(0, H - 9)), 9, 7)
         cout = (int(rng.integers(0, w)), int(rng.integers(0, h)), 1, 1)
-        fwd = box_filter(model, layer, cin)[layer].fraction
+        fwd = box_filter(model, layer, cin).maps[layer].fraction
         back = box_filter(model, layer, cout, mode="backward")
         m_in = np.zeros((H, W))
         m_in[cin[1]:cin[1] + cin[3], cin[0]:cin[0] + cin[2]] = 1
         lhs = fwd[cout[1], cout[0]]
-        rhs = float((back[back.input_name].fraction * m_in).sum())
+        rhs = float((back.maps[back.input_name].fraction * m_in).sum())
         assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-9)
 
 
 def test_ratio_is_inside_over_inside_plus_outside(dilated):
     crop = (5, 7, 12, 9)
-    inside = box_filter(dilated, "last", crop)
-    full = box_filter(dilated, "last", (0, 0, 37, 42))
+    inside = box_filter(dilated, "last", crop).maps
+    full = box_filter(dilated, "last", (0, 0, 37, 42)).maps
     for name in inside:
         # outside = A(1 - m) = A 1 - A m, so the ratio is A m / A 1
         np.testing.assert_allclose(inside[name].ratio, inside[name].fraction / full[name].fraction,
                                    rtol=1e-5, atol=1e-7)
     back = box_filter(dilated, "dil3", (2, 3, 4, 5), mode="backward")
-    back_full = box_filter(dilated, "dil3", (0, 0, 18, 20), mode="backward")
+    back_full = box_filter(dilated, "dil3", (0, 0, 18, 20), mode="backward").maps
     inp = back.input_name
     # the last row (41) of 'dil2' is seen by no unit of 'down' (valid 3x3 stride 2 on 42 rows)
     assert (back_full["dil2"].fraction[41] == 0).all() and (back_full["dil2"].ratio[41] == 0).all()
     assert (back_full["dil2"].ratio[:41] == 1).all()
     seen = back_full[inp].fraction > 0
     np.testing.assert_allclose(back_full[inp].ratio[seen], 1.0, atol=1e-6)
-    np.testing.assert_allclose(back[inp].ratio[seen], back[inp].fraction[seen] / back_full[inp].fraction[seen],
-                               rtol=1e-5)
+    np.testing.assert_allclose(back.maps[inp].ratio[seen],
+                               back.maps[inp].fraction[seen] / back_full[inp].fraction[seen], rtol=1e-5)
 
 
 def test_batch_of_crops_equals_single_calls_and_compiles_once(mobilenet):
     rng = np.random.default_rng(2)
     crops = [(int(x), int(y), int(w), int(h)) for x, y, w, h in
              zip(rng.integers(0, 150, 10), rng.integers(0, 150, 10), rng.integers(1, 70, 10), rng.integers(1, 70, 10))]
-    batch = box_filter(mobilenet, "conv_pw_9", crops)
+    batch = box_filter(mobilenet, "conv_pw_9", crops).maps
     for k in (0, 7):
-        single = box_filter(mobilenet, "conv_pw_9", crops[k])
+        single = box_filter(mobilenet, "conv_pw_9", crops[k]).maps
         for name in single:
             assert batch[name].fraction.shape[0] == len(crops)
             np.testing.assert_allclose(batch[name].fraction[k], single[name].fraction, rtol=1e-6, atol=1e-9)
             np.testing.assert_allclose(batch[name].ratio[k], single[name].ratio, rtol=1e-6, atol=1e-9)
-    small = box_filter(mobilenet, "conv_pw_9", crops, batch_size=3)
+    small = box_filter(mobilenet, "conv_pw_9", crops, batch_size=3).maps
     np.testing.assert_allclose(small["conv_pw_9"].fraction, batch["conv_pw_9"].fraction, rtol=1e-6, atol=1e-9)
     entry = walk(mobilenet).cache[("box_filter", "forward", "conv_pw_9", (224, 224))]
-    assert entry["fn"].experimental_get_tracing_count() == 1
+    assert entry.fn.experimental_get_tracing_count() == 1
 
 
 def test_every_spatial_layer_is_returned_and_panels_skip_identities(mobilenet):
@@ -310,12 +310,12 @@ def test_every_spatial_layer_is_returned_and_panels_skip_identities(mobilenet):
     assert result.panels == [result.input_name, "conv1", "conv_dw_1", "conv_pw_1", "conv_dw_2", "conv_pw_2"]
     names = [s.name for s in walk(mobilenet).steps]
     names = [n for n in names[:names.index("conv_pw_2") + 1] if n != "conv_pad_2"]
-    assert list(result) == [result.input_name] + names
-    assert result["conv1_relu"] is result["conv1"]  # identities share their maps
-    assert result["conv_pw_1"] is result["conv_dw_1_relu"]  # 1x1 conv: identity
+    assert list(result.maps) == [result.input_name] + names
+    assert result.maps["conv1_relu"] is result.maps["conv1"]  # identities share their maps
+    assert result.maps["conv_pw_1"] is result.maps["conv_dw_1_relu"]  # 1x1 conv: identity
     back = box_filter(mobilenet, "conv_pw_2", (10, 10, 5, 5), mode="backward")
-    assert list(back) == list(reversed(list(result)))
-    assert back["conv_dw_2"] is back["conv_pw_2"] and back["conv1"] is back["conv1_relu"]
+    assert list(back.maps) == list(reversed(list(result.maps)))
+    assert back.maps["conv_dw_2"] is back.maps["conv_pw_2"] and back.maps["conv1"] is back.maps["conv1_relu"]
     assert back.panels == list(reversed(result.panels))
 
 
@@ -330,12 +330,12 @@ def test_backward_map_of_a_branch_counts_only_its_own_path():
     back = box_filter(model, "add", (10, 10, 1, 1), mode="backward")
     unit = np.zeros((20, 20), np.float32)
     unit[10, 10] = 1
-    np.testing.assert_allclose(back["add"].fraction, unit)
-    np.testing.assert_allclose(back["q"].fraction, unit / 2)  # Add averages its two branches
+    np.testing.assert_allclose(back.maps["add"].fraction, unit)
+    np.testing.assert_allclose(back.maps["q"].fraction, unit / 2)  # Add averages its two branches
     around = np.zeros((20, 20), np.float32)
     around[9:12, 9:12] = 1 / 18  # through q's 3x3 average
-    np.testing.assert_allclose(back["p"].fraction, around, atol=1e-7)
-    np.testing.assert_allclose(back["c1"].fraction, around + unit / 2, atol=1e-7)  # both paths
+    np.testing.assert_allclose(back.maps["p"].fraction, around, atol=1e-7)
+    np.testing.assert_allclose(back.maps["c1"].fraction, around + unit / 2, atol=1e-7)  # both paths
 
 
 def test_dynamic_input_size_and_nested_models():
@@ -350,14 +350,15 @@ def test_dynamic_input_size_and_nested_models():
         box_filter(dyn, "top", (0, 0, 3, 3))
     a = box_filter(dyn, "top", (4, 5, 9, 6), input_shape=(45, 38))
     b = box_filter(fcn((45, 38)), "top", (4, 5, 9, 6))
-    assert list(a)[-2:] == list(b)[-2:] == ["mp", "top"] and len(a) == len(b) == 4 == len(a.panels)
-    for (_, ma), (_, mb) in zip(a.items(), b.items()):
+    assert (list(a.maps)[-2:] == list(b.maps)[-2:] == ["mp", "top"]
+            and len(a.maps) == len(b.maps) == 4 == len(a.panels))
+    for (_, ma), (_, mb) in zip(a.maps.items(), b.maps.items()):
         np.testing.assert_array_equal(ma.fraction, mb.fraction)
     # a Functional base used as a layer inside a Sequential is walked into
     base = fcn((None, None))
     seq = keras.Sequential([keras.Input((45, 38, 3)), base, layers.GlobalAveragePooling2D(), layers.Dense(2)])
     c = box_filter(seq, "top", (4, 5, 9, 6))
-    np.testing.assert_array_equal(c["top"].fraction, b["top"].fraction)
+    np.testing.assert_array_equal(c.maps["top"].fraction, b.maps["top"].fraction)
 
 
 # ----------------------------------------------------------------- bad input
@@ -391,7 +392,7 @@ def test_pictures_one_panel_per_layer(dilated):
     img = np.random.default_rng(0).integers(0, 255, (42, 37, 3), dtype=np.uint8)
     result = box_filter(dilated, "last", (3, 4, 10, 10))
     frac, ratio = pictures(result)
-    n = len(result)
+    n = len(result.maps)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
     zoom = 6  # panels enlarged by a whole factor to at least 192 px: 37 * 6 = 222

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path, parse_ints
+from . import add_model_args, add_out_arg, check_out_dir, ints_arg, load_preset, out_path
 
 
 def register(sub):
@@ -32,10 +32,10 @@ def register(sub):
     p.add_argument("--layer", default=None,
                    help="last layer (forward) or the layer holding the crop (backward); "
                         "default: the model's last convolution")
-    p.add_argument("--crop", required=True, metavar="X,Y,W,H",
+    p.add_argument("--crop", required=True, metavar="X,Y,W,H", type=ints_arg(4, "--crop"),
                    help="crop: in pixels of INPUT (scaled with it to the model input) for forward, "
                         "in feature-map units of LAYER for backward")
-    p.add_argument("--size", default=None, metavar="H,W",
+    p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"),
                    help="model input H,W for vgg16/mobilenet (default 224,224)")
     p.add_argument("--overlay", action="store_true",
                    help="draw the input image weighted by the upsampled map instead of a heatmap")
@@ -53,16 +53,15 @@ def run(args):
     import numpy as np
 
     from .. import media
-    from ..methods.boxfilter import box_filter, check_crop, pictures, scale_crop
+    from ..figures.boxfilter import pictures
+    from ..methods.boxfilter import box_filter, check_crop, scale_crop
 
     check_out_dir(args)
-    crop = parse_ints(args.crop, 4, "--crop")
-    size = parse_ints(args.size, 2, "--size") if args.size else None
     # read the input (and fail on it) before the model is built
     image = media.read_input(args.input, args.frame)
     if args.mode == "forward":
-        check_crop(crop, image.shape[:2], f"the image {os.path.basename(args.input)!r}")
-    preset = load_preset(args, size=size)
+        check_crop(args.crop, image.shape[:2], f"the image {os.path.basename(args.input)!r}")
+    preset = load_preset(args, size=args.size)
     model = preset.model
     hw = preset.input_size
     layer = args.layer
@@ -73,16 +72,15 @@ def run(args):
         if not convs:
             raise ValueError("the model has no convolution; pass --layer")
         layer = convs[-1].name
-    given = crop
-    if args.mode == "forward":
-        crop = scale_crop(crop, image.shape[:2], hw)
+    given = args.crop
+    crop = scale_crop(given, image.shape[:2], hw) if args.mode == "forward" else given
     image = media.resize(image, hw)
     result = box_filter(model, layer, crop, mode=args.mode)
     fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers)
     paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
     media.save_png(paths[0], fraction)
     media.save_png(paths[1], ratio)
-    last = result[result.layer] if args.mode == "forward" else result[result.input_name]
+    last = result.maps[result.layer if args.mode == "forward" else result.input_name]
     where = "input" if args.mode == "backward" else result.layer
     support = int(np.count_nonzero(last.fraction))
     scaled = "" if tuple(crop) == tuple(given) else f" (scaled from {','.join(map(str, given))})"

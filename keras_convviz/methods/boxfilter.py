@@ -1,50 +1,50 @@
 """Receptive-field box-filter maps: how a crop spreads through a CNN's geometry.
 
+The seed tool's (``viz.py``) picture of which units a crop reaches, made exact
+with the receptive-field arithmetic of Zeiler & Fergus 2014 (arXiv:1311.2901,
+the image patch each unit sees) as google-research/receptive_field defines
+it (kernel, stride, padding per layer, composed along the network).
+
 A 0/1 mask of a crop goes through a single-channel *averaging box filter* for
 every spatial layer, with that layer's own kernel, stride, dilation and true
-padding as the model walk reads them (``graph.layer_geometry``): each output
-value is the fraction of the layer's inputs (its kernel taps) that come from
-the crop, with zero padding counted as zeros. Layers that keep the geometry
-(1x1 stride-1 convs, BatchNorm, activations) are identities; ZeroPadding and
-Cropping pad or crop the mask; merges average their branches (Concatenate
-weights them by channel count; vector branches such as squeeze-excite carry
-no map and are left out). Pools are box filters over their window too (the
-question is which inputs a unit sees, not which one wins a max), with TF
-'same' padding counted as zeros as for convolutions; a dilated layer averages
-its k x k taps, not the dilated window. Because every step is linear:
+padding (``fields.layer_geometry``): each output value is the fraction of the
+layer's inputs (its kernel taps) that come from the crop, zero padding
+counted as zeros. Layers that keep the geometry (1x1 stride-1 convs,
+BatchNorm, activations) are identities; ZeroPadding and Cropping pad or crop
+the mask; merges average their branches (Concatenate weights them by channel
+count; vector branches such as squeeze-excite carry no map and are left
+out). Pools are box filters over their window too (the question is which
+inputs a unit sees, not which one wins a max); a dilated layer averages its
+k x k taps, not the dilated window. Because every step is linear:
 
 * ``fraction`` = A m, with A the chain of box filters and m the crop mask;
 * ``ratio`` = A m / A 1 = inside / (inside + outside), the seed's complement
-  trick: running the complement 1 - m gives A 1 - A m, so the ratio is the
-  share of the non-padding inputs that come from the crop.
+  trick: the share of the non-padding inputs that come from the crop.
 
 ``mode="backward"`` fixes the crop on ``layer``'s feature map and runs the
-transposed filters (A^T, computed as the exact adjoint by autodiff) down to
-the input. The filters are sums of non-negative terms, so the support of a
-map (its non-zero set) is exact: no cancellation, no approximate convolution.
-
-Everything is compiled once per model / layer / mode / input size and reused
-for any number of crops, which are batched through the same call.
+transposed filters (A^T, the exact adjoint by autodiff) down to the input.
+The filters are sums of non-negative terms, so a map's support is exact.
+The chain is built and compiled once per model / layer / mode / input size
+(``methods.boxchain``) and reused for any number of crops, batched through
+the same call.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 
 import numpy as np
 
-from ..fields import layer_geometry
+from ..checks import positive_int
 from ..graph import walk
+from ..probe import compiled
+from ..request import chunks
+from .boxchain import INPUT, build_chain
 
-__all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "pictures", "scale_crop", "check_crop"]
-
-# Step kinds shown as panels (besides the chosen layer); identities such as
-# BatchNorm / ReLU / 1x1 convs repeat the map before or after them.
-_SHOWN_KINDS = ("conv", "maxpool", "avgpool", "merge")
+__all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "scale_crop", "check_crop"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class BoxMaps:
     """The maps of one layer: ``fraction`` and ``ratio``, float32 in [0, 1].
 
@@ -55,26 +55,32 @@ class BoxMaps:
     ratio: np.ndarray
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self.fraction.shape
 
 
-class BoxFilterResult(OrderedDict):
-    """``{layer_name: BoxMaps}`` in the order computed.
+@dataclasses.dataclass(frozen=True)
+class BoxFilterResult:
+    """The box-filter maps of every spatial layer on the way, in the order computed.
 
-    ``.mode``, ``.layer`` (the chosen layer), ``.crop``, ``.input_name`` (the
-    input map's key) and ``.panels`` (the layers drawn by default).
+    ``maps`` is ``{layer_name: BoxMaps}``, the input map keyed by
+    ``input_name``; layers that keep the geometry share their neighbour's
+    ``BoxMaps`` object. ``panels`` names the layers drawn by default (input,
+    convolutions, pools, merges, ``layer``). ``crop`` holds the checked
+    crop(s): ``(4,)`` ints for one crop, ``(N, 4)`` for a batch.
     """
 
-    mode = "forward"
-    layer = None
-    crop = None
-    input_name = None
-    panels = ()
+    mode: str  # "forward" | "backward"
+    layer: str  # the chosen layer
+    crop: np.ndarray  # (x, y, w, h) in input pixels (forward) or layer units (backward)
+    input_shape: tuple  # the model input's (H, W)
+    input_name: str
+    maps: dict[str, BoxMaps]
+    panels: list[str]
 
 
 # ------------------------------------------------------------------- crops
-def check_crop(crop, hw, where):
+def check_crop(crop, hw, where) -> tuple:
     """``crop = (x, y, w, h)`` as ints, or a ValueError if it leaves ``hw = (H, W)``."""
     try:
         values = [float(v) for v in crop]
@@ -94,7 +100,7 @@ def check_crop(crop, hw, where):
     return x, y, w, h
 
 
-def scale_crop(crop, from_hw, to_hw):
+def scale_crop(crop, from_hw, to_hw) -> tuple:
     """Scale a crop from an image of ``from_hw`` to one of ``to_hw`` (as the image is resized).
 
     The scaled crop covers every target pixel the original crop overlaps and is
@@ -126,267 +132,11 @@ def _masks(crops, hw):
     return masks
 
 
-# ------------------------------------------------------------------- the plan
-@dataclasses.dataclass
-class _Op:
-    """One step of the single-channel chain."""
-
-    name: str
-    kind: str  # identity | box | merge | concat
-    inputs: tuple  # tensor ids
-    outputs: tuple
-    in_hw: tuple = ()
-    out_hw: tuple = ()
-    kernel: tuple = (1, 1)  # taps (undilated)
-    stride: tuple = (1, 1)
-    dilation: tuple = (1, 1)
-    pads: tuple = ((0, 0), (0, 0))  # (before, after) per dim; negative = crop
-    weights: tuple = ()  # merges: per-branch weights
-    axis: int = 0  # spatial concat: 1 (rows) or 2 (cols)
-    shown: bool = False
-    listed: bool = True  # in the result (ZeroPadding is folded into the next layer)
-
-
-def _shapes_for(graph, hw):
-    """Per step ``(input_shapes, output_shape)`` for input size ``hw`` (None: static)."""
-    if hw is None or tuple(hw) == tuple(graph.input_shape[:2]):
-        return {s.name: (s.input_shapes, s.output_shape) for s in graph.steps}
-    import keras
-    from keras import tree
-
-    kt0 = graph.model.inputs[0] if hasattr(graph.model, "inputs") else None
-    dtype = kt0.dtype if kt0 is not None else "float32"
-    channels = graph.input_shape[2]
-    values = {graph.input_ids[0]: keras.KerasTensor((None, hw[0], hw[1], channels), dtype=dtype)}
-    canon = graph.aliases.canon
-
-    class _Lookup(dict):
-        def __getitem__(self, tid):
-            return values[canon(tid)]
-
-        def get(self, tid, default=None):
-            return values.get(canon(tid), default)
-
-    shapes = {}
-    for step in graph.steps:
-        if any(canon(t) not in values for t in step.input_ids):
-            continue
-        try:
-            args, kwargs = step.node.arguments.fill_in(_Lookup())
-            kwargs.pop("training", None)
-            outs = tree.flatten(step.layer.compute_output_spec(*args, **kwargs))
-        except Exception:
-            shapes[step.name] = None  # cannot be computed at this size
-            continue
-        ins = tuple(tuple(t.shape[1:]) for t in tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor))
-        shapes[step.name] = (ins, tuple(outs[0].shape[1:]))
-        for oid, value in zip(step.output_ids, outs):
-            values[oid] = value
-    return shapes
-
-
-def _plan(graph, layer, hw):
-    """The ops needed for ``layer``, their geometry, and the output map ids."""
-    target = graph.spatial_step(layer)
-    shapes = _shapes_for(graph, hw)
-    in_id = graph.input_ids[0]
-    have = {in_id: tuple(hw)}  # tensor id -> (h, w) of its single-channel map
-    ops = []
-    for i in graph.ancestors([target.name]):
-        step = graph.steps[i]
-        sh = shapes.get(step.name)
-        if sh is None:
-            raise ValueError(
-                f"cannot compute the shape of layer {step.name!r} ({step.type_name}) at input "
-                f"size {hw[0]}x{hw[1]}; pick an input size the model accepts."
-            )
-        ins, out = sh
-        step = dataclasses.replace(step, input_shapes=ins, output_shape=out)
-        if len(out) != 3:
-            continue  # a vector branch (e.g. squeeze-excite): it carries no map
-        branches = [t for t in step.input_ids if t in have]
-        if not branches:
-            continue  # fed only by non-spatial tensors or another model input
-        shown = step.name == target.name
-        if step.kind == "merge":
-            if type(step.layer).__name__ == "Concatenate":
-                axis = int(step.layer.axis) % 4
-                if axis in (1, 2):
-                    if len(branches) != len(step.input_ids):
-                        raise ValueError(f"spatial Concatenate {step.name!r} joins inputs without maps")
-                    ops.append(_Op(step.name, "concat", tuple(branches), step.output_ids,
-                                   out_hw=out[:2], axis=axis, shown=True))
-                    have.update({o: tuple(out[:2]) for o in step.output_ids})
-                    continue
-                chans = [ins[step.input_ids.index(t)][-1] for t in branches]
-                total = float(sum(chans))
-                weights = tuple(c / total for c in chans)
-            else:
-                weights = tuple(1.0 / len(branches) for _ in branches)
-            ops.append(_Op(step.name, "merge", tuple(branches), step.output_ids, out_hw=out[:2],
-                           weights=weights, shown=True))
-            have.update({o: tuple(out[:2]) for o in step.output_ids})
-            continue
-        geom = layer_geometry(step)
-        if geom is None:
-            raise ValueError(
-                f"layer {step.name!r} ({step.type_name}) changes the spatial size "
-                f"{ins[0][:2]} -> {out[:2]} in a way the box filter does not model "
-                f"(only convolutions, pooling, padding, cropping and merges)."
-            )
-        k_eff, s, p, d = geom
-        n = have[branches[0]]
-        m = tuple(out[:2])
-        taps = tuple((ke - 1) // dd + 1 for ke, dd in zip(k_eff, d))
-        pads = tuple((pp, (mm - 1) * ss + ke - nn - pp) for pp, mm, ss, ke, nn in zip(p, m, s, k_eff, n))
-        identity = taps == (1, 1) and s == (1, 1) and pads == ((0, 0), (0, 0))
-        kind = "identity" if identity else "box"
-        shown = shown or step.kind in _SHOWN_KINDS or (step.kind == "other" and not identity)
-        ops.append(_Op(step.name, kind, (branches[0],), step.output_ids, in_hw=n, out_hw=m,
-                       kernel=taps, stride=s, dilation=d, pads=pads, shown=shown,
-                       listed=step.kind != "zeropad" or step.name == target.name))
-        have.update({o: m for o in step.output_ids})
-    if target.output_ids[0] not in have:
-        raise ValueError(f"layer {target.name!r} does not depend on the model's first input")
-    return ops, target
-
-
-# ------------------------------------------------------------------- TF ops
-# Maps travel as (1, h, w, N): the crops of a batch are the channels, which
-# is what TF's pooling kernels vectorize over (a single-channel NHWC pool is
-# many times slower per crop).
-def _pad_or_crop(tf, x, axis, before, after):
-    if before < 0 or after < 0:
-        n = x.shape[axis]
-        start, stop = max(-before, 0), n - max(-after, 0)
-        x = x[:, start:stop] if axis == 1 else x[:, :, start:stop]
-        before, after = max(before, 0), max(after, 0)
-    if before or after:
-        paddings = [[0, 0], [0, 0], [0, 0], [0, 0]]
-        paddings[axis] = [before, after]
-        x = tf.pad(x, paddings)
-    return x
-
-
-def _box(tf, x, op):
-    """Average of each window's taps (zero padding counts), output ``op.out_hw``."""
-    for axis in (1, 2):
-        before, after = op.pads[axis - 1]
-        x = _pad_or_crop(tf, x, axis, before, after)
-    k, s, d, m = op.kernel, op.stride, op.dilation, op.out_hw
-    if d == (1, 1):
-        return tf.nn.avg_pool2d(x, ksize=list(k), strides=list(s), padding="VALID")
-    # dilated: the stride-1 dilated average, then every s-th output
-    y = tf.nn.pool(x, window_shape=list(k), pooling_type="AVG", padding="VALID", dilations=list(d))
-    if s != (1, 1):
-        y = y[:, ::s[0], ::s[1]]
-    return y[:, :m[0], :m[1]]
-
-
-def _run_ops(tf, ops, in_id, x, distinct=False):
-    """Run the chain; ``distinct``: identities get their own tensor (for per-layer gradients)."""
-    values = {in_id: x}
-    for op in ops:
-        if op.kind == "identity":
-            y = tf.identity(values[op.inputs[0]]) if distinct else values[op.inputs[0]]
-        elif op.kind == "box":
-            y = _box(tf, values[op.inputs[0]], op)
-        elif op.kind == "merge":
-            y = tf.add_n([w * values[t] for w, t in zip(op.weights, op.inputs)]) if len(op.inputs) > 1 \
-                else values[op.inputs[0]]
-            y = tf.broadcast_to(y, tf.concat([[1], list(op.out_hw), tf.shape(y)[3:]], 0))
-        else:  # spatial concat
-            y = tf.concat([values[t] for t in op.inputs], axis=op.axis)
-        for o in op.outputs:
-            values[o] = y
-    return values
-
-
-def _to_channels(tf, masks):
-    return tf.transpose(masks, [1, 2, 0])[None]  # (N, h, w) -> (1, h, w, N)
-
-
-def _from_channels(tf, maps):
-    return tf.transpose(maps[0], [2, 0, 1])  # (1, h, w, N) -> (N, h, w)
-
-
-def _compiled(graph, layer, mode, hw):
-    key = ("box_filter", mode, graph.step(layer).name, tuple(hw))
-    entry = graph.cache.get(key)
-    if entry is not None:
-        return entry
-    import tensorflow as tf
-
-    ops, target = _plan(graph, layer, hw)
-    in_id = graph.input_ids[0]
-    t_op = next(op for op in ops if target.output_ids[0] in op.outputs)
-    t_hw = tuple(t_op.out_hw)
-    shown = {op.name for op in ops if op.shown}
-    INPUT = None  # the key of the model input's map
-
-    if mode == "forward":
-        # identity layers carry their input's map: compute and return each map once
-        key_of = {in_id: INPUT}
-        alias, computed = {}, []
-        for op in ops:
-            k = key_of[op.inputs[0]] if op.kind == "identity" else op.name
-            if op.kind != "identity" and op.listed:
-                computed.append(op)
-            alias[op.name] = k
-            key_of.update({o: k for o in op.outputs})
-
-        @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(hw), tf.float32)],
-                     reduce_retracing=True, autograph=False)
-        def fn(mask):
-            values = _run_ops(tf, ops, in_id, _to_channels(tf, mask))
-            return [mask] + [_from_channels(tf, values[op.outputs[0]]) for op in computed]
-
-        order = [INPUT] + [op.name for op in ops if op.listed]
-        keys = [INPUT] + [op.name for op in computed]
-        field_hw = tuple(hw)
-    else:
-        # the map of a layer is d <A x, mask> / d (its output); a layer whose output
-        # feeds only an identity layer has that layer's map
-        uses = {}
-        for op in ops:
-            for t in op.inputs:
-                uses[t] = uses.get(t, 0) + 1
-        producer = {o: op.name for op in ops for o in op.outputs}
-        producer[in_id] = INPUT
-        alias = {op.name: op.name for op in ops}
-        alias[INPUT] = INPUT
-        for op in reversed(ops):
-            if op.kind == "identity" and uses[op.inputs[0]] == 1:
-                alias[producer[op.inputs[0]]] = alias[op.name]
-        by_name = {op.name: op for op in ops}
-        listed = {op.name for op in ops if op.listed} | {INPUT}
-        sources = [n for n in [op.name for op in reversed(ops)] + [INPUT]
-                   if alias[n] == n and n != t_op.name and n in listed]
-
-        @tf.function(input_signature=[tf.TensorSpec((None,) + t_hw, tf.float32)],
-                     reduce_retracing=True, autograph=False)
-        def fn(mask):
-            n = tf.shape(mask)[0]
-            x = tf.ones(tf.concat([[1], list(hw), [n]], 0), tf.float32)
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                values = _run_ops(tf, ops, in_id, x, distinct=True)
-                y = values[target.output_ids[0]]
-                score = tf.reduce_sum(y * _to_channels(tf, mask))
-            tensors = [x if n is INPUT else values[by_name[n].outputs[0]] for n in sources]
-            grads = tape.gradient(score, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return [mask] + [_from_channels(tf, g) for g in grads]
-
-        order = [t_op.name] + [op.name for op in reversed(ops) if op is not t_op and op.listed] + [INPUT]
-        keys = [t_op.name] + sources
-        field_hw = t_hw
-    entry = {"fn": fn, "order": order, "alias": alias, "keys": keys, "shown": shown,
-             "field_hw": field_hw, "ones": None, "target": target.name}
-    graph.cache[key] = entry
-    return entry
-
-
+# ------------------------------------------------------------------- the call
 def _input_name(graph):
+    # Keras 3 has no public accessor for the InputLayer behind a model input
+    # (Sequential hides it from .layers and KerasTensor.name is the tensor's
+    # own name), so the input map takes its name from the tensor's history.
     try:
         return graph.model.inputs[0]._keras_history[0].name
     except Exception:  # pragma: no cover - a model without input history
@@ -405,14 +155,13 @@ def _resolve_hw(graph, input_shape):
     try:
         hw = tuple(int(v) for v in tuple(input_shape)[:2])
     except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be (H, W) or (H, W, C), got {input_shape!r}") from None
+        hw = ()
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"input_shape must be (H, W) or (H, W, C), got {input_shape!r}")
     return hw
 
 
-# ------------------------------------------------------------------- the call
-def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=256):
+def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=256) -> BoxFilterResult:
     """Receptive-field box-filter maps of a crop, per layer (seed viz.py semantics).
 
     Args:
@@ -430,18 +179,16 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=
         batch_size: crops per compiled call.
 
     Returns:
-        :class:`BoxFilterResult`, an ordered ``{layer_name: BoxMaps}`` over
-        every spatial layer on the way (layers that keep the geometry, such as
-        BatchNorm or 1x1 convolutions, share their neighbour's maps;
-        ZeroPadding layers are folded into the next layer's padding); the
-        input map is keyed by the model's input layer name, and ``.panels``
-        names the layers worth drawing (input, convolutions, pools, merges,
-        ``layer``). ``fraction`` is
-        the share of each unit's inputs (kernel taps, zero padding counted)
-        that come from the crop (forward), or the transposed filter's weight
-        of the crop at each position (backward). ``ratio`` is inside /
-        (inside + outside) with the complement of the crop; 0 where no input
-        is seen at all. 2-D maps for one crop, ``(N, h, w)`` for a list.
+        :class:`BoxFilterResult`: ``.maps`` is an ordered ``{layer_name:
+        BoxMaps}`` over every spatial layer on the way (layers that keep the
+        geometry, such as BatchNorm or 1x1 convolutions, share their
+        neighbour's maps; ZeroPadding layers are folded into the next layer's
+        padding), the input map keyed by ``.input_name``. ``fraction`` is the
+        share of each unit's inputs (kernel taps, zero padding counted) that
+        come from the crop (forward), or the transposed filter's weight of the
+        crop at each position (backward). ``ratio`` is inside / (inside +
+        outside) with the complement of the crop; 0 where no input is seen at
+        all. 2-D maps for one crop, ``(N, h, w)`` for a list.
 
     Raises:
         ValueError: unknown or non-spatial layer, a crop outside the image or
@@ -449,35 +196,23 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=
     """
     if mode not in ("forward", "backward"):
         raise ValueError(f"mode must be 'forward' or 'backward', got {mode!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     graph = walk(model)
     hw = _resolve_hw(graph, input_shape)
-    entry = _compiled(graph, layer, mode, hw)
-    field_hw = entry["field_hw"]
-    where = "the input" if mode == "forward" else f"the feature map of {entry['target']!r}"
+    chain = compiled(graph, ("box_filter", mode, graph.step(layer).name, hw),
+                     lambda: build_chain(graph, layer, mode, hw))
+    where = "the input" if mode == "forward" else f"the feature map of {chain.target!r}"
     crops, single = _crops(crop)
-    crops = [check_crop(c, field_hw, where) for c in crops]
-    fn = entry["fn"]
-
-    if entry["ones"] is None:  # A 1 (forward) or A^T 1 (backward): the ratio's denominator
-        entry["ones"] = [np.asarray(t) for t in fn(np.ones((1,) + field_hw, np.float32))]
-    ones = entry["ones"]
-
-    masks = _masks(crops, field_hw)
-    outs = None
-    step = max(int(batch_size), 1)
-    for start in range(0, len(masks), step):
-        part = [np.asarray(t) for t in fn(masks[start:start + step])]
-        outs = part if outs is None else [np.concatenate([a, b]) for a, b in zip(outs, part)]
-
-    maps = {k: _maps(frac, one, single) for k, frac, one in zip(entry["keys"], outs, ones)}
-    result = BoxFilterResult()
-    result.mode, result.layer, result.crop = mode, entry["target"], crop
-    result.input_name = _input_name(graph)
-    for name in entry["order"]:
-        result[result.input_name if name is None else name] = maps[entry["alias"].get(name, name)]
-    result.panels = [n for n in result
-                     if n == result.input_name or n in entry["shown"]]
-    return result
+    crops = np.asarray([check_crop(c, chain.field_hw, where) for c in crops], np.int64)
+    masks = _masks(crops, chain.field_hw)
+    parts = [[np.asarray(t) for t in chain.fn(masks[a:b])] for a, b in chunks(len(masks), batch_size)]
+    by_key = {k: _maps(np.concatenate(frac), one, single)
+              for k, frac, one in zip(chain.keys, zip(*parts), chain.ones)}
+    input_name = _input_name(graph)
+    maps = {input_name if n is INPUT else n: by_key[chain.alias.get(n, n)] for n in chain.order}
+    return BoxFilterResult(mode=mode, layer=chain.target, crop=crops[0] if single else crops, input_shape=hw,
+                           input_name=input_name, maps=maps,
+                           panels=[n for n in maps if n == input_name or n in chain.shown])
 
 
 def _maps(frac, ones, single):
@@ -489,66 +224,3 @@ def _maps(frac, ones, single):
     if single:
         return BoxMaps(frac[0], ratio[0])
     return BoxMaps(frac, ratio)
-
-
-# ------------------------------------------------------------------- pictures
-def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel=192,
-             all_layers=False):
-    """``(conv_maps, conv_maps_ratio)``: RGB uint8 grids as the seed draws them.
-
-    One panel per layer of ``result.panels`` (every layer with
-    ``all_layers``), titled with the layer name, size and maximum; panels have
-    the input size, enlarged by a whole factor to at least ``min_panel``
-    pixels. Each map is scaled by its own maximum, so small fractions in deep
-    layers stay visible. With ``overlay`` a panel is ``image`` weighted by the
-    upsampled map, otherwise an inferno heatmap. The crop is outlined on the
-    input panel (forward) or on the chosen layer's panel (backward).
-    ``index`` picks one crop of a batch.
-    """
-    from PIL import Image, ImageDraw
-
-    from .. import render
-    from ..media import resize
-
-    names = list(result) if all_layers else list(result.panels)
-    input_hw = tuple(result[result.input_name].shape[-2:])
-    # panels at the input size, enlarged by a whole factor so titles fit small inputs
-    zoom = max(1, int(np.ceil(min_panel / max(min(input_hw), 1))))
-    panel_hw = (input_hw[0] * zoom, input_hw[1] * zoom)
-    if image is not None:
-        image = resize(np.asarray(image), panel_hw)
-    if overlay and image is None:
-        raise ValueError("overlay needs the input image")
-    crops, single = _crops(result.crop)
-    crop = crops[0 if single else index]
-    boxed = result.input_name if result.mode == "forward" else result.layer
-    outputs = []
-    for field in ("fraction", "ratio"):
-        panels, titles = [], []
-        for name in names:
-            m = getattr(result[name], field)
-            m = np.asarray(m if single else m[index], np.float32)
-            top = float(m.max())
-            scaled = m / top if top > 0 else m
-            if overlay:
-                weight = render.upsample(scaled, panel_hw)
-                panel = np.clip(image.astype(np.float32) * np.clip(weight, 0, 1)[..., None] + 0.5, 0, 255)
-                panel = panel.astype(np.uint8)
-            else:
-                panel = render.colormap(scaled)
-                panel = np.asarray(Image.fromarray(panel).resize((panel_hw[1], panel_hw[0]), Image.NEAREST))
-            if name == boxed:
-                panel = _outline(panel, crop, m.shape, Image, ImageDraw)
-            panels.append(panel)
-            titles.append(f"{name} {m.shape[0]}x{m.shape[1]} max {top:.2g}")
-        outputs.append(render.grid(panels, titles=titles, columns=columns))
-    return tuple(outputs)
-
-
-def _outline(panel, crop, map_hw, Image, ImageDraw):
-    x, y, w, h = crop
-    sy, sx = panel.shape[0] / map_hw[0], panel.shape[1] / map_hw[1]
-    img = Image.fromarray(np.ascontiguousarray(panel))
-    box = [x * sx, y * sy, (x + w) * sx - 1, (y + h) * sy - 1]
-    ImageDraw.Draw(img).rectangle(box, outline=(0, 200, 255), width=max(1, panel.shape[0] // 112))
-    return np.asarray(img)
