@@ -25,8 +25,8 @@ _API = {
     "integrated_gradients": "methods.gradients",
     "gradcam": "methods.gradcam",
     "occlusion": "methods.occlusion",
-    "class_model": "methods.optimize",
-    "invert": "methods.optimize",
+    "class_model": "methods.classmodel",
+    "invert": "methods.inversion",
     "top_activations": "methods.topk",
     "ConvVizCallback": "callbacks",
 }

@@ -19,7 +19,9 @@ from keras import layers
 
 from keras_convviz import class_model, demo, invert
 from keras_convviz.graph import walk
-from keras_convviz.methods.optimize import ClassModel, Inversion, input_range
+from keras_convviz.methods.classmodel import ClassModel
+from keras_convviz.methods.inversion import Inversion
+from keras_convviz.methods.optimize import input_range
 
 
 # ----------------------------------------------------------------- fixtures
@@ -141,7 +143,7 @@ def test_objective_rises_and_images_stay_in_range(tiny):
     assert r.history.shape == (40, 3)
     assert np.all(r.history[-1] > r.history[0])
     assert r.images.min() >= 0.0 and r.images.max() <= 1.0
-    assert np.asarray(r).shape == r.images.shape
+    assert np.asarray(r.images).shape == r.images.shape
     rgb = r.rgb()
     assert rgb.dtype == np.uint8 and rgb.shape == (3, 10, 12, 3)
 
@@ -164,7 +166,7 @@ def test_inversion_loss_falls_and_result_unpacks(tiny):
     inputs = np.random.default_rng(4).uniform(0, 1, (2, 10, 12, 2)).astype(np.float32)
     result = invert(tiny, inputs, "conv", steps=60, value_range=(0, 1))
     assert isinstance(result, Inversion)
-    images, errors = result
+    images, errors = result.images, result.errors
     assert images.shape == inputs.shape and errors.shape == (2,)
     assert np.all(result.history[-1] < 0.5 * result.history[0])
     assert images.min() >= 0 and images.max() <= 1

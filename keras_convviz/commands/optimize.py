@@ -5,14 +5,13 @@ pre-softmax score (Simonyan et al. 2014, with Yosinski et al.'s jitter / blur
 / total variation / clipping), or with ``--layer L --map K`` one that
 maximizes a feature map's mean. ``invert`` reconstructs an image from one or
 more layers' representations (Mahendran & Vedaldi 2015) and prints the
-normalized feature error of each. Both show a progress bar over the steps.
+normalized feature error of each. Both show a progress bar over the
+optimizer iterations; the pictures are laid out by ``figures.optimize``.
 """
 
 from __future__ import annotations
 
-import os
-
-from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path, output_name, slug
 
 
 def register(sub):
@@ -26,13 +25,13 @@ def register(sub):
                    help="class(es) to maximize: an index, a class name, a comma-separated list, or 'all'")
     p.add_argument("--layer", default=None, metavar="L", help="maximize a feature map of this layer instead")
     p.add_argument("--map", default=None, metavar="K", help="feature map index(es) of --layer, comma-separated")
-    p.add_argument("--steps", type=int, default=100, help="optimization steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100, help="optimizer iterations (default: %(default)s)")
     p.add_argument("--lr", type=float, default=0.05,
                    help="step size as a fraction of half the input range (default: %(default)s)")
     p.add_argument("--l2", type=float, default=0.01, help="L2 penalty weight (default: %(default)s)")
     p.add_argument("--tv", type=float, default=0.0, help="total-variation weight (default: %(default)s)")
     p.add_argument("--jitter", type=int, default=4, help="random shift in pixels (default: %(default)s)")
-    p.add_argument("--blur-every", type=int, default=0, help="blur every k steps, 0: never (default: %(default)s)")
+    p.add_argument("--blur-every", type=int, default=0, help="blur every k iterations, 0: never (default: %(default)s)")
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
     p.add_argument("--score", choices=("logit", "log_probability"), default="logit",
                    help="maximize the pre-softmax logit (Simonyan) or the log probability (default: %(default)s)")
@@ -48,7 +47,7 @@ def register(sub):
     add_model_args(p)
     p.add_argument("--layer", required=True, metavar="L", help="layer(s) to invert, comma-separated")
     p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
-    p.add_argument("--steps", type=int, default=300, help="optimization steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=300, help="optimizer iterations (default: %(default)s)")
     p.add_argument("--lr", type=float, default=0.05,
                    help="step size as a fraction of half the input range (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=6.0, help="alpha of the alpha-norm (default: %(default)s)")
@@ -79,119 +78,112 @@ def _parse_maps(text):
         raise ValueError(f"--map must be comma-separated feature map indices, got {text!r}") from None
 
 
-def _slug(text):
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
+def _save_all(named_pictures):
+    from ..media import save_png
 
-
-def _cell(image):
-    side = max(int(image.shape[0]), 128)
-    return side, int(round(side * image.shape[1] / image.shape[0]))
+    for path, picture in named_pictures:
+        print(f"wrote {save_png(path, picture)}")
 
 
 # ---------------------------------------------------------------- classmodel
-def run_classmodel(args):
+def _feature_maps(args, model, options):
+    """``--layer L --map K``: maximize feature maps; the result, titles and file names."""
+    from ..methods.classmodel import class_model
+
+    if args.target is not None:
+        raise ValueError("give either --target (a class) or --layer with --map (a feature map), not both")
+    if args.map is None:
+        raise ValueError("--layer needs --map K, the feature map index(es) to maximize")
+    maps = _parse_maps(args.map)
+    print(f"maximizing feature map(s) {', '.join(map(str, maps))} of {args.layer} ({args.steps} iterations)")
+    result = class_model(model, layer=args.layer, map=maps, **options)
+    titles = [f"{args.layer}:{k} mean {s:.3g}" for k, s in zip(maps, result.scores)]
+    names = [f"featuremap_{slug(args.layer)}_{k}.png" for k in maps]
+    return result, titles, names, f"featuremap_{slug(args.layer)}_grid.png"
+
+
+def _classes(args, preset, options):
+    """``--target``: maximize class scores, print each class's logit and probability."""
     import numpy as np
 
-    from ..media import save_png
-    from ..methods.optimize import class_model, input_range
-    from ..render import grid
+    from ..methods.classmodel import class_model
     from ..select import num_classes
 
+    if args.map is not None:
+        raise ValueError("--map needs --layer L")
+    targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
+    print(f"maximizing the {args.score.replace('_', ' ')} of "
+          f"{', '.join(preset.class_name(t) for t in targets)} ({args.steps} iterations)")
+    result = class_model(preset.model, targets, score=args.score, **options)
+    probs = result.probabilities
+    if probs.shape[-1] == 1:  # single-unit sigmoid: class 1's probability, class 0 its complement
+        probs = np.concatenate([1 - probs, probs], axis=-1)
+    titles, names = [], []
+    for i, t in enumerate(targets):
+        p, z = float(probs[i, t]), result.logits[i]
+        logit = float(z[t]) if z.shape[-1] > 1 else float(z[0]) * (1.0 if t else -1.0)
+        titles.append(f"{preset.class_name(t)} p={p:.2f}")
+        names.append(f"classmodel_{t}_{slug(preset.class_name(t))}.png")
+        print(f"{preset.class_name(t)} (class {t}): logit {logit:.3f}, probability {p:.4f}, "
+              f"predicted {preset.class_name(int(np.argmax(probs[i])))}")
+    return result, titles, names, "classmodel_grid.png"
+
+
+def run_classmodel(args):
+    from ..figures.optimize import sheet
+    from ..methods.optimize import check_iterations, input_range
+
     check_out_dir(args)
-    if args.steps <= 0:
-        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    check_iterations(args.steps, "--steps")
     preset = load_preset(args)
-    model = preset.model
-    channels = int(model.inputs[0].shape[-1])
-    value_range = input_range(preset.preprocess, channels)
+    channels = int(preset.model.inputs[0].shape[-1])
     options = dict(steps=args.steps, lr=args.lr, l2=args.l2, tv=args.tv, jitter=args.jitter,
                    blur_every=args.blur_every, blur_sigma=args.blur_sigma, seed=args.seed,
-                   value_range=value_range, progress=True)
+                   value_range=input_range(preset.preprocess, channels), progress=True)
     if args.layer is not None:
-        if args.target is not None:
-            raise ValueError("give either --target (a class) or --layer with --map (a feature map), not both")
-        if args.map is None:
-            raise ValueError("--layer needs --map K, the feature map index(es) to maximize")
-        maps = _parse_maps(args.map)
-        print(f"maximizing feature map(s) {', '.join(map(str, maps))} of {args.layer} "
-              f"({args.steps} steps)")
-        result = class_model(model, layer=args.layer, map=maps, **options)
-        titles = [f"{args.layer}:{k} mean {s:.3g}" for k, s in zip(maps, result.scores)]
-        names = [f"featuremap_{_slug(args.layer)}_{k}.png" for k in maps]
+        result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
-        if args.map is not None:
-            raise ValueError("--map needs --layer L")
-        classes = max(num_classes(model), 2)
-        targets = parse_targets(args.target, preset, classes)
-        print(f"maximizing the {args.score.replace('_', ' ')} of "
-              f"{', '.join(preset.class_name(t) for t in targets)} ({args.steps} steps)")
-        result = class_model(model, targets, score=args.score, **options)
-        probs = result.probabilities
-        if probs.shape[-1] == 1:
-            probs = np.concatenate([1 - probs, probs], axis=-1)
-        titles, names = [], []
-        for i, t in enumerate(targets):
-            p = float(probs[i, t])
-            titles.append(f"{preset.class_name(t)} p={p:.2f}")
-            names.append(f"classmodel_{t}_{_slug(preset.class_name(t))}.png")
-            z = result.logits[i]
-            logit = float(z[t]) if z.shape[-1] > 1 else float(z[0]) * (1.0 if t else -1.0)
-            print(f"{preset.class_name(t)} (class {t}): logit {logit:.3f}, probability {p:.4f}, "
-                  f"predicted {preset.class_name(int(np.argmax(probs[i])))}")
-    pictures = result.rgb(preset.deprocess)
-    written = []
-    for picture, name in zip(pictures, names):
-        written.append(save_png(out_path(args, name), picture))
+        result, titles, names, grid_name = _classes(args, preset, options)
+    pictures = list(result.rgb(preset.deprocess))
+    named = [(out_path(args, name), picture) for name, picture in zip(names, pictures)]
     if len(pictures) > 1:
-        sheet = grid(list(pictures), titles=titles, columns=min(len(pictures), 4), cell=_cell(pictures[0]))
-        written.append(save_png(out_path(args, "classmodel_grid.png" if args.layer is None
-                                          else f"featuremap_{_slug(args.layer)}_grid.png"), sheet))
-    for path in written:
-        print(f"wrote {path}")
+        named.append((out_path(args, grid_name), sheet(pictures, titles)))
+    _save_all(named)
     return 0
 
 
 # ---------------------------------------------------------------- invert
 def run_invert(args):
-    import numpy as np
-
+    from ..figures.optimize import sheet
     from ..graph import walk
-    from ..media import read_input, save_png
-    from ..methods.optimize import input_range, invert
-    from ..render import grid
+    from ..media import read_input
+    from ..methods.inversion import invert
+    from ..methods.optimize import check_iterations, input_range
 
     check_out_dir(args)
     layers = [name.strip() for name in str(args.layer).split(",") if name.strip()]
     if not layers:
         raise ValueError("--layer needs at least one layer name")
-    if args.steps <= 0:
-        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    check_iterations(args.steps, "--steps")
     image = read_input(args.image, args.frame)
     preset = load_preset(args)
-    model = preset.model
-    graph = walk(model)
+    graph = walk(preset.model)
     for name in layers:
         graph.step(name)  # unknown layers fail before any work
     x = preset.prepare([image])
     value_range = input_range(preset.preprocess, int(x.shape[-1]))
-    stem = _slug(os.path.splitext(os.path.basename(args.image))[0])
-    if args.frame is not None:
-        stem += f"_frame{args.frame}"
     shown = preset.deprocess(x.copy())[0]
-    panels, titles, written = [shown], ["input"], []
+    panels, titles, named = [shown], ["input"], []
     for name in layers:
-        print(f"inverting {name} ({args.steps} steps)")
-        result = invert(model, x, name, steps=args.steps, lr=args.lr, alpha=args.alpha,
+        print(f"inverting {name} ({args.steps} iterations)")
+        result = invert(preset.model, x, name, steps=args.steps, lr=args.lr, alpha=args.alpha,
                         l_alpha=args.l_alpha, tv=args.tv, tv_beta=args.tv_beta, jitter=args.jitter,
                         seed=args.seed, value_range=value_range, progress=True)
         error = float(result.errors[0])
         print(f"{name}: normalized feature error {error:.4f}")
-        picture = result.rgb(preset.deprocess)[0]
-        written.append(save_png(out_path(args, f"{stem}_invert_{_slug(name)}.png"), picture))
-        panels.append(picture)
+        panels.append(result.rgb(preset.deprocess)[0])
         titles.append(f"{name} err {error:.3f}")
-    sheet = grid(panels, titles=titles, columns=min(len(panels), 4), cell=_cell(np.asarray(shown)))
-    written.append(save_png(out_path(args, f"{stem}_invert.png"), sheet))
-    for path in written:
-        print(f"wrote {path}")
+        named.append((output_name(args, "invert", name), panels[-1]))
+    named.append((output_name(args, "invert"), sheet(panels, titles)))
+    _save_all(named)
     return 0
