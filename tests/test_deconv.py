@@ -19,6 +19,8 @@ import pytest
 import tensorflow as tf
 
 from keras_convviz import demo, receptive_fields, render, walk
+from keras_convviz.figures import deconv as F
+from keras_convviz.methods import canvas
 from keras_convviz.methods import deconv as D
 
 RTOL = 1e-5
@@ -220,7 +222,7 @@ def test_demo_units_match_oracle_everywhere(demo_model, demo_images):
     layer = "block3_conv2"
     forward = lambda t: chain_forward(demo_model, t, layer)  # noqa: E731
     a = forward(tf.constant(demo_images)).numpy()
-    assert D._canvas_geometry(walk(demo_model), layer)[0][0] < 64  # the crop path runs
+    assert canvas.canvas_geometry(walk(demo_model), layer)[0][0] < 64  # the crop path runs
     units = interesting_units(a)
     got = D.deconv_units(demo_model, demo_images, layer, units)
     for unit, g in zip(units, got):
@@ -234,7 +236,7 @@ def test_vgg16_matches_oracle(vgg):
     layer = "block3_conv3"
     forward = lambda t: chain_forward(vgg, t, layer)  # noqa: E731
     a = forward(tf.constant(x)).numpy()
-    assert D._canvas_geometry(walk(vgg), layer) == ((44, 4), (44, 4))
+    assert canvas.canvas_geometry(walk(vgg), layer) == ((44, 4), (44, 4))
     units = interesting_units(a)
     got = D.deconv_units(vgg, x, layer, units)
     for unit, g in zip(units, got):
@@ -254,7 +256,7 @@ def test_mobilenet_matches_oracle(mobilenet):
     layer = "conv_pw_4_relu"
     forward = lambda t: chain_forward(mobilenet, t, layer)  # noqa: E731
     a = forward(tf.constant(x)).numpy()
-    assert D._canvas_geometry(walk(mobilenet), layer)[0][0] < 128
+    assert canvas.canvas_geometry(walk(mobilenet), layer)[0][0] < 128
     units = interesting_units(a)
     got = D.deconv_units(mobilenet, x, layer, units)
     for unit, g in zip(units, got):
@@ -310,7 +312,7 @@ def test_branches_padding_cropping_separable():
     x = rng.uniform(-1, 1, (2, 30, 30, 3)).astype(np.float32)
     for layer in ("c3", "c4"):
         # the single-unit crops are smaller than the image
-        assert D._canvas_geometry(walk(model), layer)[0][0] < 30
+        assert canvas.canvas_geometry(walk(model), layer)[0][0] < 30
         forward = _branched_forward(model, layer)
         a = check_model(model, x, layer, 2, 3, forward=forward)
         h, w = a.shape[1:3]
@@ -447,12 +449,12 @@ def test_pointing_on_demo(demo_model):
 def test_pictures(demo_model, demo_images):
     from keras_convviz.presets import _caffe_preprocess, _unit_preprocess
 
-    assert D.display_order(_caffe_preprocess) == [2, 1, 0]
-    assert D.display_order(_unit_preprocess) == [0, 1, 2]
+    assert F.display_order(_caffe_preprocess) == [2, 1, 0]
+    assert F.display_order(_unit_preprocess) == [0, 1, 2]
     rgb = (demo_images[0] * 255).astype(np.uint8)
     results = [D.projections(demo_model, demo_images[:1], layer, maps=4, activations=1, joint=False)
                for layer in ("block1_conv2", "block3_conv2")]
-    grid = D.layer_grid(rgb, results, demo_model, cell=40)
+    grid = F.layer_grid(rgb, results, demo_model, cell=40)
     assert grid.dtype == np.uint8 and grid.ndim == 3
     # two rows of four cells; each cell is projection | patch of the unit's field
     assert grid.shape[0] >= 2 * 40 and grid.shape[1] >= 4 * 82
@@ -461,7 +463,7 @@ def test_pictures(demo_model, demo_images):
     patch = render.fit_square(rgb[y0:y1, x0:x1], 40)
     row_top = grid.shape[0] - 40
     np.testing.assert_array_equal(grid[row_top:, 42:82], patch)
-    frames = D.gif_frames(rgb, D.cumulative(demo_model, demo_images[:1], "block3_conv2", maps=3).images[0],
+    frames = F.gif_frames(rgb, D.cumulative(demo_model, demo_images[:1], "block3_conv2", maps=3).images[0],
                           "block3_conv2")
     assert len(frames) == 3 and frames[0].shape == frames[2].shape
     assert not np.array_equal(frames[0], frames[2])

@@ -13,7 +13,8 @@ import tensorflow as tf
 import keras
 from keras import layers
 
-from keras_convviz.methods.topk import figure, top_activations
+from keras_convviz.figures.topk import figure
+from keras_convviz.methods.topk import top_activations
 
 
 def _model():

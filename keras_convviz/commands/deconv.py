@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, load_preset, output_name, positive_int_arg
 
 
 def register(sub):
@@ -33,7 +33,7 @@ def register(sub):
                    help="one projection per map instead of all maps together")
     p.add_argument("--gif", action="store_true", help="also write a GIF per layer adding maps one at a time")
     p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
-    p.add_argument("--batch-size", type=int, default=16, help="projections computed at once (memory)")
+    p.add_argument("--batch-size", type=positive_int_arg, default=16, help="projections computed at once (memory)")
     add_out_arg(p)
     p.set_defaults(run=run)
 
@@ -54,64 +54,27 @@ def parse_spec(text, what, allow_list=False):
 
 def run(args):
     import numpy as np
-    from keras.utils import Progbar
 
     from .. import media
     from ..graph import walk
-    from ..methods import deconv as D
-    from ..checks import count
+    from ..methods.deconv import selection
 
+    # parsed here, not by argparse: the method's own checks name the layer's size
     maps = parse_spec(args.maps, "--maps", allow_list=True)
     activations = parse_spec(args.activations, "--activations")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
-    model = preset.model
-    graph = walk(model)
     layers = args.layer or list(preset.default_layers)
     if not layers:
-        raise ValueError(f"model {model.name!r} has no conv layers; pick layers with --layer")
-    # check every layer and count before anything is computed or written
-    for name in layers:
-        step = D._layer(graph, name)
-        h, w, c = step.output_shape
-        D._maps_count(maps, c)
-        count(activations, h * w, "activations")
-    rgb = media.resize(image, preset.input_size)
-    x = preset.prepare([image])
-    order = D.display_order(preset.preprocess, x.shape[-1])
-    stem = os.path.splitext(os.path.basename(args.image))[0]
-    if args.frame is not None:
-        stem += f"_frame{args.frame}"
-
-    pictures, grid_rows = {}, []
-    bar = Progbar(len(layers), unit_name="layer")
-    for i, name in enumerate(layers):
-        sep = D.projections(model, x, name, maps, activations, joint=False, batch_size=args.batch_size)
-        grid_rows.append(sep)
-        if args.separate:
-            cells = [D.projection_rgb(p, order) for p in sep.images[0]]
-            titles = [f"map {int(c)}" for c in sep.maps[0]]
-            from ..render import grid, label
-
-            picture = label(grid(cells, titles=titles), f"{name}: {len(cells)} maps, one per projection")
-        else:
-            joint = D.projections(model, x, name, maps, activations, joint=True, batch_size=args.batch_size)
-            picture = _pair(rgb, D.projection_rgb(joint.images[0], order),
-                            f"{name}: top {joint.maps.shape[1]} maps together")
-        pictures[f"{stem}_{name}.png"] = picture
-        if args.gif:
-            frames = D.cumulative(model, x, name, maps, activations, batch_size=args.batch_size)
-            pictures[f"{stem}_{name}.gif"] = D.gif_frames(rgb, frames.images[0], name, order)
-        bar.update(i + 1)
-    pictures[f"{stem}_grid.png"] = D.layer_grid(rgb, grid_rows, model, order)
-
+        raise ValueError(f"model {preset.model.name!r} has no conv layers; pick layers with --layer")
+    graph = walk(preset.model)
+    for name in layers:  # every layer and count checked before anything is computed or written
+        selection(graph, name, maps, activations)
     written = []
-    for filename, picture in pictures.items():
-        path = out_path(args, filename)
-        if filename.endswith(".gif"):
+    for (part, ext), picture in _pictures(args, preset, image, layers, maps, activations).items():
+        path = output_name(args, part, ext=ext)
+        if ext == "gif":
             media.save_gif(path, picture)
         else:
             media.save_png(path, np.asarray(picture))
@@ -120,9 +83,30 @@ def run(args):
     return 0
 
 
-def _pair(rgb, projection, title):
-    from ..methods.deconv import _hstack
-    from ..render import fit_square, label
+def _pictures(args, preset, image, layers, maps, activations):
+    """``{(name part, extension): picture}``: per layer a PNG (and a GIF), then the layer grid."""
+    from keras.utils import Progbar
 
-    size = max(rgb.shape[0], 160)
-    return label(_hstack([fit_square(rgb, size), fit_square(projection, size)], pad=2), title)
+    from .. import media
+    from ..figures import deconv as figures
+    from ..methods.deconv import cumulative, projections
+
+    model, rgb = preset.model, media.resize(image, preset.input_size)
+    x = preset.prepare([image])
+    order = figures.display_order(preset.preprocess, x.shape[-1])
+    options = dict(maps=maps, activations=activations, batch_size=args.batch_size)
+    pictures, separate = {}, []
+    bar = Progbar(len(layers), unit_name="layer")
+    for i, name in enumerate(layers):
+        separate.append(projections(model, x, name, joint=False, **options))
+        if args.separate:
+            pictures[(name, "png")] = figures.separate_picture(separate[-1], order)
+        else:
+            joint = projections(model, x, name, joint=True, **options)
+            pictures[(name, "png")] = figures.joint_picture(rgb, joint, order)
+        if args.gif:
+            frames = cumulative(model, x, name, **options).images[0]
+            pictures[(name, "gif")] = figures.gif_frames(rgb, frames, name, order)
+        bar.update(i + 1)
+    pictures[("grid", "png")] = figures.layer_grid(rgb, separate, model, order)
+    return pictures

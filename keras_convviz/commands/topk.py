@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path
+from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path, positive_int_arg, slug
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -30,11 +30,11 @@ def register(sub):
     p.add_argument("source", metavar="DIR_OR_GLOB", help="an image folder (searched recursively) or a glob")
     add_model_args(p)
     p.add_argument("--layer", default=None, help="spatial layer (default: the last conv layer)")
-    p.add_argument("--k", type=int, default=9, help="activations kept per map (default: %(default)s)")
-    p.add_argument("--maps", type=int, default=16,
+    p.add_argument("--k", type=positive_int_arg, default=9, help="activations kept per map (default: %(default)s)")
+    p.add_argument("--maps", type=positive_int_arg, default=16,
                    help="maps drawn in the grid, the strongest first (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--cell", type=int, default=64, help="pixels per patch in the grid")
+    p.add_argument("--batch-size", type=positive_int_arg, default=32, help="images per forward pass")
+    p.add_argument("--cell", type=positive_int_arg, default=64, help="pixels per patch in the grid")
     add_out_arg(p)
     p.set_defaults(run=run)
 
@@ -56,16 +56,11 @@ def find_images(source):
 
 def run(args):
     import tensorflow as tf
-    from keras.utils import Progbar
 
     from .. import media
+    from ..figures.topk import figure
     from ..graph import walk
-    from ..methods.topk import figure, top_activations
 
-    for flag, value in (("--k", args.k), ("--maps", args.maps), ("--batch-size", args.batch_size),
-                        ("--cell", args.cell)):
-        if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
     check_out_dir(args)
     files = find_images(args.source)
     if not files:
@@ -74,35 +69,61 @@ def run(args):
         raise ValueError(f"--k {args.k} but {args.source!r} holds only {len(files)} image files; "
                          f"use --k {len(files)} or fewer")
     preset = load_preset(args)
-    model = preset.model
-    graph = walk(model)
+    graph = walk(preset.model)
+    layer, channels = _layer(args, preset, graph)
+    used, skipped = [], []
+    spec = tf.TensorSpec(tuple(preset.input_size) + (int(graph.input_shape[-1]),), tf.float32)
+    dataset = tf.data.Dataset.from_generator(lambda: _readable(files, preset, used, skipped), output_signature=spec)
+    result = _mine(args, preset.model, dataset, layer, files, used, skipped)
+    grid, chosen = figure(preset.model, result, lambda i: preset.prepare([media.read_image(used[i])])[0],
+                          maps=args.maps, deprocess=preset.deprocess, preprocess=preset.preprocess, cell=args.cell)
+    png = media.save_png(out_path(args, f"topk_{slug(layer)}.png"), grid)
+    table = json.dumps(_table(result, used, skipped, chosen), indent=1).encode()
+    js = media.atomic_write(out_path(args, f"topk_{slug(layer)}.json"), table)
+    print(f"{result.count} images streamed through {layer} ({channels} maps, top {result.k} each)")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}", file=sys.stderr)
+    print(f"wrote {png}")
+    print(f"wrote {js}")
+    return 0
+
+
+def _layer(args, preset, graph):
+    """``(layer name, its map count)``: ``--layer`` or the preset's last default layer."""
     if args.layer is None:
         if not preset.default_layers:
-            raise ValueError(f"model {model.name!r} has no conv layer; pick one with --layer")
+            raise ValueError(f"model {preset.model.name!r} has no conv layer; pick one with --layer")
         layer = preset.default_layers[-1]
     else:
         layer = graph.spatial_step(args.layer).name
     channels = int(graph.step(layer).output_shape[-1])
     if args.maps > channels:
         raise ValueError(f"--maps {args.maps} but layer {layer!r} has {channels} maps")
-    h, w = preset.input_size
+    return layer, channels
 
-    used, skipped = [], []
 
-    def images():
-        for path in files:
-            try:
-                img = media.read_image(path)
-            except ValueError as err:
-                skipped.append(path)
-                sys.stdout.write("\n") if sys.stdout.isatty() else None
-                print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
-                continue
-            used.append(path)
-            yield preset.prepare([img])[0]
+def _readable(files, preset, used, skipped):
+    """Model inputs of the readable files, in order; the others are warned about and skipped."""
+    from .. import media
 
-    spec = tf.TensorSpec((h, w, int(graph.input_shape[-1])), tf.float32)
-    dataset = tf.data.Dataset.from_generator(images, output_signature=spec)
+    for path in files:
+        try:
+            img = media.read_image(path)
+        except ValueError as err:
+            skipped.append(path)
+            sys.stdout.write("\n") if sys.stdout.isatty() else None
+            print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
+            continue
+        used.append(path)
+        yield preset.prepare([img])[0]
+
+
+def _mine(args, model, dataset, layer, files, used, skipped):
+    """``top_activations`` over the folder with a progress bar (images/s)."""
+    from keras.utils import Progbar
+
+    from ..methods.topk import top_activations
+
     bar = Progbar(len(files), unit_name="image", stateful_metrics=["images/s"])
     start = time.perf_counter()
 
@@ -112,34 +133,23 @@ def run(args):
 
     try:
         result = top_activations(model, dataset, layer, k=args.k, batch_size=args.batch_size, callback=progress)
-    except ValueError as err:
+    except ValueError:
         if not used:
             raise ValueError(f"none of the {len(files)} files in {args.source!r} could be read") from None
-        raise err
+        raise
     bar.update(len(files), values=[("images/s", result.count / max(time.perf_counter() - start, 1e-9))],
                finalize=True)
+    return result
 
-    def load(i):
-        return preset.prepare([media.read_image(used[i])])[0]
 
-    grid, chosen = figure(model, result, load, maps=args.maps, deprocess=preset.deprocess,
-                          preprocess=preset.preprocess, cell=args.cell)
-    png = media.save_png(out_path(args, f"topk_{layer}.png"), grid)
-    table = {
-        "layer": layer, "k": result.k, "images": result.count, "skipped": len(skipped),
-        "maps": {
-            str(c): [{"value": float(result.values[c, r]), "image": used[int(result.image_ids[c, r])],
-                      "image_id": int(result.image_ids[c, r]),
-                      "y": int(result.positions[c, r, 0]), "x": int(result.positions[c, r, 1])}
-                     for r in range(result.k)]
-            for c in range(result.values.shape[0])
-        },
-        "drawn_maps": [int(c) for c in chosen],
+def _table(result, used, skipped, chosen):
+    """The JSON table: per map its k values, image paths and positions."""
+    maps = {
+        str(c): [{"value": float(result.values[c, r]), "image": used[int(result.image_ids[c, r])],
+                  "image_id": int(result.image_ids[c, r]),
+                  "y": int(result.positions[c, r, 0]), "x": int(result.positions[c, r, 1])}
+                 for r in range(result.k)]
+        for c in range(result.values.shape[0])
     }
-    js = media.atomic_write(out_path(args, f"topk_{layer}.json"), json.dumps(table, indent=1).encode())
-    print(f"{result.count} images streamed through {layer} ({channels} maps, top {result.k} each)")
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}", file=sys.stderr)
-    print(f"wrote {png}")
-    print(f"wrote {js}")
-    return 0
+    return {"layer": result.layer, "k": result.k, "images": result.count, "skipped": len(skipped),
+            "maps": maps, "drawn_maps": [int(c) for c in chosen]}

@@ -1,7 +1,7 @@
-"""Dataset-wide top-k activations per feature map (Zeiler & Fergus 2014, fig. 2).
+"""Dataset-wide top-k activations per feature map (Zeiler & Fergus 2014, arXiv:1311.2901, fig. 2).
 
 ``top_activations`` streams a ``tf.data.Dataset`` once. For every image it
-takes each feature map's maximum (and where it is), and a compiled step
+takes each feature map's maximum (and where it is), and a compiled function
 merges the batch into a running ``(C, k)`` top-k table, so memory does not
 grow with the dataset. Image ids travel with the data (``Dataset.scan``), so
 the same code runs under any ``tf.distribute.Strategy``: each replica reduces
@@ -9,25 +9,25 @@ its share of the batch, ``strategy.gather`` brings the per-image maxima
 together, and every worker merges them into the same table.
 
 Ties are broken by dataset order (the earlier image wins), exactly as a
-brute-force stable sort would, on one device or many.
+brute-force stable sort would, on one device or many. The fig. 2 grid is
+drawn by ``figures.topk.figure``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 
 import numpy as np
 import tensorflow as tf
 
-from ..fields import receptive_fields
+from ..checks import positive_int
 from ..graph import walk
 from ..probe import compiled, run
 
-__all__ = ["top_activations", "TopActivations", "figure"]
+__all__ = ["top_activations", "TopActivations", "units"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TopActivations:
     """The k strongest per-image maxima of every feature map of ``layer``.
 
@@ -43,10 +43,10 @@ class TopActivations:
     count: int
 
     @property
-    def k(self):
+    def k(self) -> int:
         return self.values.shape[1]
 
-    def strongest_maps(self, m):
+    def strongest_maps(self, m) -> np.ndarray:
         """The ``m`` maps whose top activation is largest (descending)."""
         return np.argsort(-self.values[:, 0], kind="stable")[:m]
 
@@ -104,7 +104,7 @@ def _as_dataset(dataset, batch_size, model_shape):
     return ds.prefetch(tf.data.AUTOTUNE), known
 
 
-# ---------------------------------------------------------------- the compiled steps
+# ---------------------------------------------------------------- the compiled functions
 def _per_image(acts):
     """Per image and map: maximum ``(B, C)`` and its ``(y, x)`` ``(B, C, 2)`` (first on ties)."""
     shape = tf.shape(acts)
@@ -133,42 +133,70 @@ def _merge(state, values, ids, pos, k):
     return (new_vals, tf.gather(cand_ids, idx, batch_dims=1), tf.gather(cand_pos, idx, batch_dims=1))
 
 
-def _state_specs(channels, k):
-    return (tf.TensorSpec((channels, k), tf.float32), tf.TensorSpec((channels, k), tf.int64),
-            tf.TensorSpec((channels, k, 2), tf.int64))
+def _empty_state(channels, k):
+    """The running table before any image: values -inf, ids and positions -1."""
+    return (tf.fill([channels, k], tf.constant(-np.inf, tf.float32)),
+            tf.fill([channels, k], tf.constant(-1, tf.int64)),
+            tf.fill([channels, k, 2], tf.constant(-1, tf.int64)))
 
 
 def _local_fn(graph, layer, channels, k):
+    """Compiled ``((images, ids), table) -> (table, images merged)`` on one device."""
     h, w, c = graph.input_shape
+    state_spec = (tf.TensorSpec((channels, k), tf.float32), tf.TensorSpec((channels, k), tf.int64),
+                  tf.TensorSpec((channels, k, 2), tf.int64))
 
-    @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32),
-                                  tf.TensorSpec((None,), tf.int64), _state_specs(channels, k)],
+    @tf.function(input_signature=[(tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None,), tf.int64)),
+                                  state_spec],
                  reduce_retracing=True)
-    def step(x, ids, state):
+    def merge_batch(batch, state):
+        x, ids = batch
         values, pos = _per_image(run(graph, x, [layer])[layer])
-        return _merge(state, values, ids, pos, k)
+        return _merge(state, values, ids, pos, k), tf.shape(ids)[0]
 
-    return step
+    return merge_batch
 
 
 def _distributed_fn(graph, layer, k, strategy):
+    """Compiled ``((images, ids), table) -> (table, images merged)`` under ``strategy``."""
+
     def replica(x, ids):
         values, pos = _per_image(run(graph, x, [layer])[layer])
         return values, ids, pos
 
     @tf.function
-    def step(batch, state):
+    def merge_batch(batch, state):
         x, ids = batch
         per = strategy.run(replica, args=(x, ids))
         values, ids, pos = (strategy.gather(t, axis=0) for t in per)
         return _merge(state, values, ids, pos, k), tf.shape(ids)[0]
 
-    return step
+    return merge_batch
 
 
 # ---------------------------------------------------------------- the driver
-def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, callback=None):
-    """The ``k`` strongest activations of every feature map of ``layer`` over a dataset.
+def _check_images(images, k):
+    """Enough images (``images``: a count, or None when unknown up front) for ``k``."""
+    if images == 0:
+        raise ValueError("the dataset is empty; top_activations needs at least one image.")
+    if images is not None and images < k:
+        raise ValueError(f"k={k} but the dataset has only {images} images; use k <= {images}.")
+
+
+def _stream(batches, merge_batch, state, callback):
+    """Merge every batch into the table; ``(table, images seen)``."""
+    seen = 0
+    for batch in batches:
+        state, n = merge_batch(batch, state)
+        seen += int(n)
+        if callback is not None:
+            callback(seen)
+    return state, seen
+
+
+def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, callback=None) -> TopActivations:
+    """The ``k`` strongest activations of every feature map of ``layer`` over a dataset
+    (Zeiler & Fergus 2014, arXiv:1311.2901, fig. 2).
 
     Args:
       model: a Keras model.
@@ -180,7 +208,7 @@ def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, ca
       strategy: any ``tf.distribute.Strategy`` to mine under (the dataset is
         distributed with ``strategy.experimental_distribute_dataset``; for
         several workers build the model inside ``strategy.scope()``).
-      batch_size: images per step when the dataset is not batched (the
+      batch_size: images per batch when the dataset is not batched (the
         global batch under a strategy).
       callback: called as ``callback(images_so_far)`` after every batch
         (progress bars).
@@ -189,49 +217,27 @@ def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, ca
     dataset size.
     """
     graph = walk(model)
-    step_ = graph.spatial_step(layer)
-    layer = step_.name
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    k, channels = int(k), int(step_.output_shape[-1])
-    ds, known = _as_dataset(dataset, int(batch_size), graph.input_shape)
-    if known == 0:
-        raise ValueError("the dataset is empty; top_activations needs at least one image.")
-    if known is not None and known < k:
-        raise ValueError(f"k={k} but the dataset has only {known} images; use k <= {known}.")
-    state = (tf.fill([channels, k], tf.constant(-np.inf, tf.float32)),
-             tf.fill([channels, k], tf.constant(-1, tf.int64)),
-             tf.fill([channels, k, 2], tf.constant(-1, tf.int64)))
-    count = 0
+    step = graph.spatial_step(layer)
+    layer, channels = step.name, int(step.output_shape[-1])
+    k, batch_size = positive_int(k, "k"), positive_int(batch_size, "batch_size")
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise ValueError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
+    ds, known = _as_dataset(dataset, batch_size, graph.input_shape)
+    _check_images(known, k)
     if strategy is None:
-        step = compiled(graph, ("topk", layer, k), lambda: _local_fn(graph, layer, channels, k))
-        for x, ids in ds:
-            state = step(x, ids, state)
-            count += int(ids.shape[0])
-            if callback is not None:
-                callback(count)
+        merge_batch = compiled(graph, ("topk", layer, k), lambda: _local_fn(graph, layer, channels, k))
     else:
-        if not isinstance(strategy, tf.distribute.Strategy):
-            raise ValueError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
-        step = compiled(graph, ("topk-distributed", layer, k, id(strategy)),
-                        lambda: _distributed_fn(graph, layer, k, strategy))
-        for batch in strategy.experimental_distribute_dataset(ds):
-            state, seen = step(batch, state)
-            count += int(seen)
-            if callback is not None:
-                callback(count)
-    if count == 0:
-        raise ValueError("the dataset is empty; top_activations needs at least one image.")
-    if count < k:
-        raise ValueError(f"k={k} but the dataset has only {count} images; use k <= {count}.")
+        merge_batch = compiled(graph, ("topk-distributed", layer, k, id(strategy)),
+                               lambda: _distributed_fn(graph, layer, k, strategy))
+        ds = strategy.experimental_distribute_dataset(ds)
+    state, seen = _stream(ds, merge_batch, _empty_state(channels, k), callback)
+    _check_images(seen, k)
     values, ids, pos = (t.numpy() for t in state)
-    return TopActivations(layer=layer, values=values, image_ids=ids, positions=pos, count=count)
+    return TopActivations(layer=layer, values=values, image_ids=ids, positions=pos, count=seen)
 
 
-# ---------------------------------------------------------------- the fig. 2 grid
-def units(result, maps):
+# ---------------------------------------------------------------- the winning units
+def units(result, maps) -> np.ndarray:
     """Rows ``(image_id, y, x, channel)`` for the chosen maps, k per map, in rank order."""
     maps = np.asarray(maps, np.int64).reshape(-1)
     rows = []
@@ -240,66 +246,3 @@ def units(result, maps):
             y, x = result.positions[c, r]
             rows.append((result.image_ids[c, r], y, x, c))
     return np.asarray(rows, np.int64).reshape(-1, 4)
-
-
-def figure(model, result, images, maps=16, deprocess=None, preprocess=None, cell=64, batch_size=16):
-    """The fig. 2 grid: per chosen map, its k deconv projections beside the k
-    receptive-field patches of the images that caused them.
-
-    Args:
-      model: the model the result was mined on.
-      result: a :class:`TopActivations`.
-      images: model inputs by dataset id: an array ``(N, H, W, C)`` or a
-        callable ``id -> (H, W, C)`` (only the winning images are read).
-      maps: a count (the maps with the largest top activation) or a list.
-      deprocess: model inputs -> RGB uint8 for the patches (default: a
-        min-max stretch of each patch).
-      preprocess: the preset's preprocess, to show BGR models' projections in RGB.
-      cell: side in pixels of each drawn patch.
-
-    Returns ``(rgb uint8 grid, chosen map indices)``.
-    """
-    from .. import render
-    from . import deconv as deconv_module
-
-    graph = walk(model)
-    if isinstance(maps, numbers.Integral) and not isinstance(maps, bool):
-        if maps < 1:
-            raise ValueError(f"maps must be >= 1, got {maps}")
-        chosen = result.strongest_maps(int(maps))
-    else:
-        chosen = np.asarray(maps, np.int64).reshape(-1)
-        if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= result.values.shape[0]:
-            raise ValueError(f"maps must be indices in 0..{result.values.shape[0] - 1}")
-    rows = units(result, chosen)
-    ids = np.unique(rows[:, 0])
-    fetch = images if callable(images) else (lambda i: np.asarray(images)[i])
-    batch = np.stack([np.asarray(fetch(int(i)), np.float32) for i in ids])
-    local = rows.copy()
-    local[:, 0] = np.searchsorted(ids, rows[:, 0])
-    projections = deconv_module.deconv_units(model, batch, result.layer, local, batch_size=batch_size)
-    rf = receptive_fields(model)[result.layer]
-    hw = graph.input_shape[:2]
-    order = deconv_module.display_order(preprocess, graph.input_shape[-1]) if preprocess else None
-    shown = deprocess(batch) if deprocess is not None else None
-    lines, titles = [], []
-    for m, c in enumerate(chosen):
-        projs, patches, names = [], [], []
-        for r in range(result.k):
-            u = m * result.k + r
-            y0, y1, x0, x1 = rf.window(int(rows[u, 1]), int(rows[u, 2]), clip_to=hw)
-            img = int(local[u, 0])
-            projs.append(render.fit_square(deconv_module.projection_rgb(projections[u, y0:y1, x0:x1], order), cell))
-            if shown is not None:
-                patch = np.asarray(shown[img][y0:y1, x0:x1])
-            else:
-                patch = render.to_uint8(render.normalize(batch[img, y0:y1, x0:x1]))
-                if patch.shape[-1] == 1:
-                    patch = np.repeat(patch, 3, -1)
-            patches.append(render.fit_square(patch, cell))
-            names.append(f"#{int(rows[u, 0])}")
-        lines.append(projs + patches)
-        titles.append([f"map {int(c)}"] + [""] * (result.k - 1) + names)
-    return render.grid(lines, titles=titles, cell=(cell, cell)), chosen
-
-
