@@ -7,7 +7,8 @@ import pytest
 import keras
 from keras import layers
 
-from keras_convviz.methods.occlusion import figure, grid_origins, occlusion
+from keras_convviz.figures.occlusion import figure
+from keras_convviz.methods.occlusion import grid_origins, occlusion
 
 
 def _chain_model(seed=0):
@@ -95,12 +96,12 @@ def test_matches_loop_reference(incremental, layer):
 
 def test_incremental_engine_is_used_on_a_chain():
     from keras_convviz.graph import walk
-    from keras_convviz.methods.occlusion import engine
+    from keras_convviz.methods.incremental import engine
 
     model = _chain_model()
     graph = walk(model)
     eng = engine(graph, "c3", "predictions", (7, 7), (grid_origins(20, 7, 5), grid_origins(18, 7, 5)))
-    assert eng is not None and [g.step.name for g in eng.geos][:2] == ["c1", "p1"]
+    assert eng is not None and [g.step.name for g in eng.windowed_layers][:2] == ["c1", "p1"]
 
 
 def test_branchy_model_fixed_target_and_fill():

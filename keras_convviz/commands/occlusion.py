@@ -7,10 +7,11 @@ and ``<stem>_occlusion.npz`` (the three maps and the grid geometry).
 
 from __future__ import annotations
 
+import argparse
 import io
-import os
 
-from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path
+from . import (add_model_args, add_out_arg, check_out_dir, class_index, load_preset, output_name,
+               positive_int_arg)
 
 
 def register(sub):
@@ -24,59 +25,73 @@ def register(sub):
     add_model_args(p)
     p.add_argument("--target", default=None,
                    help="class index or name to explain (default: the predicted class)")
-    p.add_argument("--patch", type=int, default=None,
+    p.add_argument("--patch", type=positive_int_arg, default=None,
                    help="occluder side in pixels of the model input (default: a quarter of the input)")
+    # a plain int: occlusion() itself refuses a stride < 1 with a hint on overlapping occluders
     p.add_argument("--stride", type=int, default=None, help="step between positions (default: patch / 2)")
-    p.add_argument("--fill", default="mean",
+    p.add_argument("--fill", type=_fill_arg, default="mean",
                    help="occluder value in model-input space: 'mean' (the image's mean pixel) or a number "
                         "(default: %(default)s)")
     p.add_argument("--layer", default=None,
                    help="layer for the activation map (default: the last conv layer)")
     p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
-    p.add_argument("--batch-size", type=int, default=32, help="occluded images per forward pass")
+    p.add_argument("--batch-size", type=positive_int_arg, default=32, help="occluded images per forward pass")
     add_out_arg(p)
     p.set_defaults(run=run)
 
 
+def _fill_arg(text):
+    """``type=`` for ``--fill``: 'mean' (None: each image's mean pixel) or a number."""
+    if str(text).lower() == "mean":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'mean' or a number, got {text!r}") from None
+
+
 def run(args):
-    import numpy as np
-
     from .. import media
-    from ..methods.occlusion import figure, occlusion
-    from ..select import score_step
+    from ..methods.occlusion import occlusion
+    from ..select import num_classes
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     check_out_dir(args)
-    fill = None
-    if str(args.fill).lower() != "mean":
-        try:
-            fill = float(args.fill)
-        except ValueError:
-            raise ValueError(f"--fill must be 'mean' or a number, got {args.fill!r}") from None
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
-    model = preset.model
     h, w = preset.input_size
     patch = args.patch if args.patch is not None else max(1, min(h, w) // 4)
     stride = args.stride if args.stride is not None else max(1, patch // 2)
-    classes = int(score_step(model).output_shape[-1])
-    target = None if args.target is None else class_index(args.target, preset, classes)
-    x = preset.prepare([image])
-    result = occlusion(model, x, target, patch, stride, fill=fill, layer=args.layer, batch_size=args.batch_size)
+    target = class_index(args.target, preset, num_classes(preset.model))
+    result = occlusion(preset.model, preset.prepare([image]), target, patch, stride, fill=args.fill,
+                       layer=args.layer, batch_size=args.batch_size)
+    png, npz = _save(args, media.resize(image, (h, w)), result, preset)
+    _print_summary(result, preset, patch, stride)
+    print(f"wrote {png}")
+    print(f"wrote {npz}")
+    return 0
 
-    stem = os.path.splitext(os.path.basename(args.image))[0]
-    if args.frame is not None:
-        stem += f"_frame{args.frame}"
-    shown = media.resize(image, (h, w))
+
+def _save(args, shown, result, preset):
+    """The fig. 7 panel and the maps of image 0; returns both paths."""
+    import numpy as np
+
+    from .. import media
+    from ..figures.occlusion import figure
+
     panel = figure(shown, result, 0, class_names=preset.class_names)
-    png = media.save_png(out_path(args, f"{stem}_occlusion.png"), panel)
+    png = media.save_png(output_name(args, "occlusion"), panel)
     buf = io.BytesIO()
     np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],
                         activation=result.activation[0], origins_y=result.origins_y,
                         origins_x=result.origins_x, patch=np.array(result.patch), target=result.target[0],
                         map_index=result.map_index[0])
-    npz = media.atomic_write(out_path(args, f"{stem}_occlusion.npz"), buf.getvalue())
+    return png, media.atomic_write(output_name(args, "occlusion", ext="npz"), buf.getvalue())
+
+
+def _print_summary(result, preset, patch, stride):
+    """The target's unoccluded probability and the occluder that lowers it most."""
+    import numpy as np
+
     prob = result.probability[0]
     i, j = np.unravel_index(np.argmin(prob), prob.shape)
     y0, y1, x0, x1 = result.window(i, j)
@@ -84,6 +99,3 @@ def run(args):
     print(f"{preset.class_name(tgt)}: p={result.base_probability[0]:.3f} unoccluded, "
           f"min {prob.min():.3f} with the {patch}px square at rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1} "
           f"({prob.shape[0]}x{prob.shape[1]} positions, stride {stride})")
-    print(f"wrote {png}")
-    print(f"wrote {npz}")
-    return 0

@@ -1,0 +1,76 @@
+"""The occlusion panel of Zeiler & Fergus 2014 (arXiv:1311.2901, fig. 7).
+
+One row per image: the input, the target-probability map, the most probable
+class at each occluder position (one colour per class, with a legend of
+class names) and the strongest feature map's activity, drawn from an
+:class:`~keras_convviz.methods.occlusion.Occlusion` result.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .. import render
+
+__all__ = ["figure"]
+
+
+def figure(image, result, index=0, class_names=None, cell=160) -> np.ndarray:
+    """The fig. 7 panel for image ``index``: image, probability map, top-class map
+    with a legend of class names, and activation map, as one RGB uint8 array.
+
+    ``image`` is the displayable RGB uint8 picture ``(H, W, 3)`` of that input.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = render.to_uint8(image)
+    name = (lambda k: class_names[k] if class_names is not None and 0 <= k < len(class_names) else f"class {k}")
+    tgt = int(result.target[index])
+    prob = result.probability[index]
+    panels = [
+        image,
+        render.colormap(np.clip(prob, 0, 1)),
+        _class_map(result.top_class[index]),
+        render.heatmap(result.activation[index]),
+    ]
+    titles = [
+        f"input ({name(tgt)} p={result.base_probability[index]:.2f})",
+        f"p({name(tgt)}) {prob.min():.2f}..{prob.max():.2f}",
+        "most probable class",
+        f"{result.layer} map {int(result.map_index[index])}",
+    ]
+    # the occluder grid is coarse: nearest-neighbour keeps one square per position
+    big = [np.asarray(Image.fromarray(render.as_rgb(p)).resize((cell, cell), Image.NEAREST)) for p in panels]
+    canvas = render.grid(big, titles=titles, columns=4)
+    shown = sorted(set(int(k) for k in np.unique(result.top_class[index])))
+    return np.concatenate([canvas, _legend(shown, name, canvas.shape[1], 4 + 2 * (cell + 4))], axis=0)
+
+
+def _legend(classes, name, width, x0, line_h=14):
+    """A colour swatch and the name of each class in the top-class map, under its panel."""
+    legend = Image.new("RGB", (width, 6 + line_h * len(classes)), (255, 255, 255))
+    draw = ImageDraw.Draw(legend)
+    font = render.font(11)
+    for r, k in enumerate(classes):
+        y = 3 + r * line_h
+        draw.rectangle([x0, y + 1, x0 + 10, y + 11], fill=tuple(int(v) for v in _palette(k)))
+        draw.text((x0 + 15, y), name(k), fill=(20, 20, 20), font=font)
+    return np.asarray(legend)
+
+
+def _palette(k):
+    """A distinct colour per class index (golden-ratio hues, stable across images)."""
+    hue = (k * 0.61803398875) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
+    return np.array([r * 255, g * 255, b * 255], np.uint8)
+
+
+def _class_map(classes):
+    classes = np.asarray(classes)
+    out = np.zeros(classes.shape + (3,), np.uint8)
+    for k in np.unique(classes):
+        out[classes == k] = _palette(int(k))
+    return out
