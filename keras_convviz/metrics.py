@@ -2,14 +2,15 @@
 
 * :func:`pointing_game` (Zhang et al. 2016): does the map's maximum fall on
   the object?
-* :func:`deletion_auc` / :func:`insertion_auc` (Petsiuk et al. 2018, RISE):
+* :func:`deletion_auc` / :func:`insertion_auc` (Petsiuk et al. 2018, RISE,
+  arXiv:1806.07421):
   remove (insert) pixels in the map's order and integrate the target-class
   probability over the fraction of pixels changed. Low deletion and high
   insertion AUCs mean the map found the pixels the model uses.
-* :func:`randomization` (Adebayo et al. 2018): the cascading model-parameter
-  randomization sanity check; Spearman rank correlation between the map of
-  the trained model and the maps after re-initializing the layers from the
-  top down. A map that depends on the model decorrelates quickly.
+* :func:`randomization` (Adebayo et al. 2018, arXiv:1810.03292): the
+  cascading model-parameter randomization sanity check, in
+  :mod:`keras_convviz.randomization` (re-exported here with ``spearman``,
+  ``Randomization`` and ``randomization_layers``).
 
 Maps are in input space: ``(N, H, W)``, or ``(N, H, W, C)`` reduced with
 :func:`to_2d` (the max over channels of the absolute value, like saliency).
@@ -18,7 +19,6 @@ numpy only, plus one compiled TensorFlow function for the perturbation curves.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 
@@ -32,10 +32,6 @@ __all__ = [
     "deletion_auc",
     "insertion_auc",
     "blur",
-    "spearman",
-    "randomization",
-    "Randomization",
-    "randomization_layers",
 ]
 
 
@@ -168,7 +164,7 @@ def _curve_fn(graph, step, mode, kind):
     import tensorflow as tf
 
     from .probe import compiled, run
-    from .select import target_scores
+    from .select import probabilities, target_scores
 
     spec = tf.TensorSpec((None,) + tuple(graph.input_shape), tf.float32)
 
@@ -187,13 +183,10 @@ def _curve_fn(graph, step, mode, kind):
             images = tf.reshape(images, tf.concat([[n * k], tf.shape(x)[1:]], 0))
             scores = run(graph, images, [], linear=[step.name])[step.name]
             repeated = tf.repeat(targets, k)
-            if step.output_shape[-1] == 1:
-                picked = target_scores(scores, repeated)  # +-logit
-                picked = tf.sigmoid(picked) if kind == "probability" else picked
+            if kind == "probability":  # a single unit gives the two columns (1 - p, p)
+                picked = tf.gather(probabilities(scores, step), repeated, axis=1, batch_dims=1)
             else:
-                if kind == "probability":
-                    scores = tf.nn.softmax(scores, axis=-1)
-                picked = tf.gather(scores, repeated, axis=1, batch_dims=1)
+                picked = target_scores(scores, repeated)  # a single unit: +-logit
             return tf.reshape(picked, (n, k))
 
         return curve
@@ -249,9 +242,10 @@ def deletion_curve(model, inputs, maps, target=None, steps=None, baseline=0.0, o
     Pixels (all channels of a location) are replaced by ``baseline`` in the
     order of decreasing map value, ``H * W / steps`` per step (``steps``
     defaults to ``H``: one image row's worth per step, Petsiuk et al.'s 224
-    pixels per step at 224x224), and the target-class probability (softmax of
-    the logits; a single unit gives sigmoid(+-logit)) is recorded after each
-    step. ``baseline`` is a number (0 by default, black for [0, 1] inputs), an
+    pixels per step at 224x224), and the target-class probability (as the
+    model's head defines it: the softmax of the logits, per-class sigmoids for
+    a sigmoid head, sigmoid(+-logit) for a single unit) is recorded after
+    each step. ``baseline`` is a number (0 by default, black for [0, 1] inputs), an
     array, ``"blur"`` or ``"mean"``; ``score="logit"`` records the logit.
     ``target=None`` uses the class predicted on the unperturbed input.
     """
@@ -279,178 +273,15 @@ def insertion_auc(model, inputs, maps, target=None, **kwargs):
     return _auc(*insertion_curve(model, inputs, maps, target, **kwargs))
 
 
-# ---------------------------------------------------------------- randomization
-def _rankdata(a):
-    """Ranks 1..n with ties given their average rank (scipy's ``rankdata``)."""
-    a = np.asarray(a).reshape(-1)
-    order = np.argsort(a, kind="mergesort")
-    ordered = a[order]
-    new = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.cumsum(new) - 1
-    sizes = np.bincount(group)
-    ends = np.cumsum(sizes)
-    average = (2 * ends - sizes + 1) / 2.0  # mean of ranks ends-sizes+1 .. ends
-    ranks = np.empty(a.size, np.float64)
-    ranks[order] = average[group]
-    return ranks
+# The randomization sanity check lives in its own module, which needs ``to_2d``
+# from this one: its names are re-exported lazily, on first use.
+_RANDOMIZATION = ("randomization", "Randomization", "randomization_layers", "spearman")
+__all__ += _RANDOMIZATION
 
 
-def spearman(a, b):
-    """Spearman rank correlation of two arrays (NaN when either is constant)."""
-    ra, rb = _rankdata(a), _rankdata(b)
-    if ra.size != rb.size:
-        raise ValueError(f"arrays differ in size: {ra.size} vs {rb.size}")
-    ra -= ra.mean()
-    rb -= rb.mean()
-    denom = math.sqrt(float((ra * ra).sum()) * float((rb * rb).sum()))
-    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+def __getattr__(name):
+    if name in _RANDOMIZATION:
+        from . import randomization
 
-
-def randomization_layers(model, output=None):
-    """The layers with weights the class score depends on, from the top down."""
-    from .graph import walk
-    from .select import score_step
-
-    graph = walk(model)
-    step = score_step(graph, output)
-    chain = [graph.steps[i] for i in graph.ancestors([step.name])]
-    seen, layers = set(), []
-    for s in reversed(chain):
-        if s.layer.weights and id(s.layer) not in seen:
-            seen.add(id(s.layer))
-            layers.append(s.name)
-    return layers
-
-
-_INITIALIZER_NAMES = {
-    "kernel": "kernel_initializer",
-    "bias": "bias_initializer",
-    "gamma": "gamma_initializer",
-    "beta": "beta_initializer",
-    "moving_mean": "moving_mean_initializer",
-    "moving_variance": "moving_variance_initializer",
-    "depthwise_kernel": "depthwise_initializer",
-    "pointwise_kernel": "pointwise_initializer",
-    "embeddings": "embeddings_initializer",
-}
-
-
-def _seeded(initializer, seed):
-    config = initializer.get_config()
-    if "seed" in config:
-        config["seed"] = int(seed)
-        return type(initializer).from_config(config)
-    return initializer
-
-
-def _reinitialize(layer, seed):
-    """Draw fresh values for every weight of ``layer`` from its own initializers."""
-    import keras
-
-    for k, variable in enumerate(layer.weights):
-        short = variable.path.split("/")[-1] if hasattr(variable, "path") else variable.name
-        short = short.split(":")[0]
-        attr = _INITIALIZER_NAMES.get(short)
-        init = getattr(layer, attr, None) if attr else None
-        if init is None:
-            init = (keras.initializers.GlorotUniform() if len(variable.shape) >= 2
-                    else keras.initializers.Zeros())
-        init = _seeded(keras.initializers.get(init), seed * 1009 + k)
-        variable.assign(np.asarray(init(tuple(variable.shape), dtype=variable.dtype)))
-
-
-@dataclasses.dataclass
-class Randomization:
-    """Result of :func:`randomization`.
-
-    ``layers[s]`` is the layer re-initialized at stage ``s`` (comma-joined
-    names for a stage of several layers; every earlier layer stays
-    randomized: the cascade); ``correlations[s, i]`` is the
-    Spearman rank correlation of image ``i``'s map at stage ``s`` with its
-    original map (NaN where a map is constant). ``original`` and ``maps`` hold
-    the 2-D maps.
-    """
-
-    layers: list
-    correlations: np.ndarray
-    original: np.ndarray
-    maps: np.ndarray
-
-    def mean(self):
-        """``{layer: mean correlation over images}`` (NaNs ignored)."""
-        out = {}
-        for name, row in zip(self.layers, self.correlations):
-            finite = row[np.isfinite(row)]
-            out[name] = float(finite.mean()) if finite.size else float("nan")
-        return out
-
-
-def _method(method):
-    if callable(method):
-        return method
-    from . import gradcam, guided_backprop, integrated_gradients, saliency, smoothgrad
-
-    named = {"saliency": saliency, "smoothgrad": smoothgrad, "guided": guided_backprop,
-             "guided_backprop": guided_backprop, "ig": integrated_gradients,
-             "integrated_gradients": integrated_gradients, "gradcam": gradcam}
-    if method not in named:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(named)} or a callable "
-                         f"method(model, inputs, target, **kwargs).")
-    return named[method]
-
-
-def randomization(model, method, inputs, target=None, layers=None, seed=0, output=None, **kwargs):
-    """Cascading model-parameter randomization (Adebayo et al. 2018).
-
-    Args:
-      model: a Keras model; its weights are restored afterwards, also on error.
-      method: a method name (``"saliency"``, ``"smoothgrad"``, ``"guided"``,
-        ``"ig"``, ``"gradcam"``) or a callable ``method(model, inputs, target,
-        **kwargs)`` returning maps in input space.
-      inputs: a preprocessed batch.
-      target: class index / list / None; None is resolved once on the trained
-        model, so every stage explains the same class.
-      layers: the cascade, top first; default :func:`randomization_layers`
-        (every weighted layer from the logits down). Stage ``s`` re-initializes
-        ``layers[s]`` on top of the stages before it; an entry may also be a
-        list of layer names re-initialized together in one stage (e.g.
-        ``[["predictions"], all_the_others]`` for "top layer" and "all layers").
-      seed: seeds the fresh weights.
-      **kwargs: passed to the method (``layer=``, ``samples=``, ...).
-
-    Returns a :class:`Randomization`.
-    """
-    from .request import prepare
-
-    fn = _method(method)
-    request = prepare(model, inputs, target, output).with_predicted()
-    graph, x, targets = request.graph, request.x, request.targets
-    if output is not None:
-        kwargs["output"] = output
-    if layers is None:
-        layers = randomization_layers(graph, output)
-    if isinstance(layers, str):
-        layers = [layers]
-    stages = [[graph.step(n).name for n in ([entry] if isinstance(entry, str) else list(entry))]
-              for entry in layers]
-    cascade = [names[0] if len(names) == 1 else ",".join(names) for names in stages]
-    if not cascade or not all(stages):
-        raise ValueError("no layer with weights to randomize.")
-    original = to_2d(fn(model, x, list(targets), **kwargs))
-    saved = {}
-    correlations = np.empty((len(cascade), x.shape[0]), np.float64)
-    maps = np.empty((len(cascade),) + original.shape, np.float64)
-    try:
-        for s, names in enumerate(stages):
-            for j, name in enumerate(names):
-                layer = graph.step(name).layer
-                if id(layer) not in saved:
-                    saved[id(layer)] = [(v, np.array(v.numpy(), copy=True)) for v in layer.weights]
-                _reinitialize(layer, (seed + s) * 7919 + j)
-            maps[s] = to_2d(fn(model, x, list(targets), **kwargs))
-            correlations[s] = [spearman(o, m) for o, m in zip(original, maps[s])]
-    finally:
-        for pairs in saved.values():
-            for variable, value in pairs:
-                variable.assign(value)
-    return Randomization(cascade, correlations, original, maps)
+        return getattr(randomization, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,6 +36,10 @@ __all__ = [
     "CONTENT_VERSION",
     "KINDS",
     "INPUT_TAG",
+    "OVERLAY_KINDS",
+    "GRID_KINDS",
+    "METHOD_ORDER",
+    "dashboard_schema",
     "make_content",
     "encode_content",
     "parse_content",
@@ -60,6 +64,16 @@ KINDS = ("input", "projection", "heatmap", "ratio", "fraction", "patches", "grid
 # The tag of the probe images, logged by the callback for overlays.
 INPUT_TAG = "input/probe/image"
 
+# How the dashboard draws some kinds: blended over the run's INPUT_TAG images
+# on request, and as a grid of every image of a step by default.
+OVERLAY_KINDS = ("heatmap",)
+GRID_KINDS = ("patches",)
+
+# The dashboard's card order: the probe images, then the methods in the order
+# of the pipeline (the callback's method names).
+METHOD_ORDER = ("input", "deconv", "guided", "saliency", "smoothgrad", "integrated", "gradcam", "occlusion",
+                "topk", "classmodel", "boxfilter")
+
 _PART = re.compile(r"[^A-Za-z0-9_.:\-]+")
 _MAX_LABELS = 1024
 
@@ -82,6 +96,17 @@ def split_tag(tag):
     if len(parts) == 3 and all(parts):
         return tuple(parts)
     return str(tag), "", ""
+
+
+def dashboard_schema():
+    """The names the dashboard needs, sent with its tag listing (it keeps no copy of them)."""
+    return {
+        "input_tag": INPUT_TAG,
+        "kinds": list(KINDS),
+        "overlay_kinds": list(OVERLAY_KINDS),
+        "grid_kinds": list(GRID_KINDS),
+        "method_order": list(METHOD_ORDER),
+    }
 
 
 def _jsonable(value, where):

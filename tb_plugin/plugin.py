@@ -11,9 +11,12 @@ data server (``--load_fast=true``, the default) and the Python one
 Routes (under ``/data/plugin/convviz``):
 
 * ``/index.js``, ``/static/<name>``: the dashboard's files.
-* ``/tags``: ``{run: {tag: content}}``; ``content`` is the tag's JSON content
-  (see :mod:`tb_plugin.metadata`) plus ``max_step``, ``max_length`` and
-  ``description``. Tags whose content does not parse are left out.
+* ``/tags``: ``{"runs": {run: {tag: content}}, "input_tag", "kinds",
+  "overlay_kinds", "grid_kinds", "method_order"}``; ``content`` is the tag's
+  JSON content (see :mod:`tb_plugin.metadata`) plus ``max_step``,
+  ``max_length`` and ``description``. Tags whose content does not parse are
+  left out. The other keys are :func:`tb_plugin.metadata.dashboard_schema`:
+  the dashboard reads the names it needs from there.
 * ``/series?run=R&tag=T``: ``{"run", "tag", "content", "steps": [{"step",
   "wall_time", "blobs": [url, ...]}]}``, downsampled to
   ``--samples_per_plugin convviz=N`` steps (0 = all; default 100).
@@ -184,7 +187,7 @@ class ConvVizPlugin(base_plugin.TBPlugin):
     def _serve_tags(self, request):
         ctx = plugin_util.context(request.environ)
         experiment = plugin_util.experiment_id(request.environ)
-        return _json(request, self.tags(ctx, experiment))
+        return _json(request, dict(metadata.dashboard_schema(), runs=self.tags(ctx, experiment)))
 
     @wrappers.Request.application
     def _serve_series(self, request):

@@ -78,7 +78,7 @@ def tensorboard(logdir, load_fast, extra=(), wait_for_tags=True, timeout=90):
                 break
             try:
                 status, _, body = get(base + "/data/plugin/convviz/tags", timeout=5)
-                if status == 200 and (not wait_for_tags or json.loads(body)):
+                if status == 200 and (not wait_for_tags or json.loads(body)["runs"]):
                     ready = True
                     break
             except (OSError, ValueError):

@@ -123,6 +123,7 @@ def test_configuration_errors_raise_before_training(tmp_path, data):
     import keras
 
     from keras_convviz import ConvVizCallback, callbacks
+    from keras_convviz.loggers.base import MethodLogger
 
     x, y, xv, _ = data
     model = compiled_model()
@@ -148,32 +149,37 @@ def test_configuration_errors_raise_before_training(tmp_path, data):
         with pytest.raises(ValueError, match=pattern):
             model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[cb, spy])
     # a method this install lacks is a configuration error too, not a crash mid-training
-    @callbacks.register_method("missing_for_test")
-    class Missing(callbacks.MethodAdapter):
-        api = ("no_such_function_in_keras_convviz",)
+    class Missing(MethodLogger):
+        def load(self):
+            from keras_convviz.methods import no_such_function_in_keras_convviz
 
+            return no_such_function_in_keras_convviz
+
+    callbacks.METHODS["missing_for_test"] = Missing
     try:
         cb = ConvVizCallback(str(tmp_path), xv[:2], methods=["missing_for_test"])
         with pytest.raises(ValueError, match="missing_for_test.*not available"):
             model.fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[cb, spy])
     finally:
         callbacks.METHODS.pop("missing_for_test")
+    assert set(callbacks.METHODS) <= set(md.METHOD_ORDER)  # the dashboard orders every method
     assert epochs == []  # no epoch was spent
     assert not glob.glob(os.path.join(str(tmp_path), "**", "*tfevents*"), recursive=True)
 
 
 def test_runtime_failure_warns_once_and_training_continues(tmp_path, data):
     from keras_convviz import ConvVizCallback, callbacks
+    from keras_convviz.loggers.base import MethodLogger
 
     x, y, xv, _ = data
     calls = []
 
-    @callbacks.register_method("boom_for_test")
-    class Boom(callbacks.MethodAdapter):
+    class Boom(MethodLogger):
         def log(self, step):
             calls.append(step)
             raise RuntimeError("exploded on purpose")
 
+    callbacks.METHODS["boom_for_test"] = Boom
     try:
         model = compiled_model()
         cb = ConvVizCallback(str(tmp_path), xv[:2], methods=["boom_for_test", "saliency"], every_n_batches=1)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_convviz import metrics
+from keras_convviz.randomization import rankdata
 
 L = keras.layers
 
@@ -58,7 +59,7 @@ def test_spearman_by_hand():
     assert metrics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # one swap of neighbours: 1 - 6 * 2 / (4 * (16 - 1)) = 0.8
     assert metrics.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
-    np.testing.assert_array_equal(metrics._rankdata([5, 1, 1, 7]), [3, 1.5, 1.5, 4])
+    np.testing.assert_array_equal(rankdata([5, 1, 1, 7]), [3, 1.5, 1.5, 4])
     # ties: ranks (1.5, 1.5, 3, 4) vs (1, 2, 3, 4): Pearson of the ranks
     ra, rb = np.array([1.5, 1.5, 3, 4]), np.arange(1, 5.0)
     expected = np.corrcoef(ra, rb)[0, 1]

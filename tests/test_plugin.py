@@ -98,6 +98,10 @@ def test_static_files(client):
     assert js.headers["Content-Type"].startswith("text/javascript")
     assert b"export async function render" in js.data
     assert b"http://" not in js.data and b"https://" not in js.data  # nothing from a CDN
+    for name in ("card.js", "common.js"):  # the modules index.js imports
+        module = client.get(f"{BASE}/static/{name}")
+        assert module.status_code == 200 and module.headers["Content-Type"].startswith("text/javascript")
+        assert b"http://" not in module.data and b"https://" not in module.data
     css = client.get(f"{BASE}/static/style.css")
     assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
     for bad in ("../plugin.py", "..%2Fplugin.py", "%2e%2e/metadata.py", "..%252fplugin.py", "nope.js",
@@ -108,7 +112,10 @@ def test_static_files(client):
 
 
 def test_tags(client):
-    tags = _get_json(client, f"{BASE}/tags")
+    listing = _get_json(client, f"{BASE}/tags")
+    # the names the dashboard needs come with the listing, from metadata.py
+    assert {k: v for k, v in listing.items() if k != "runs"} == md.dashboard_schema()
+    tags = listing["runs"]
     assert set(tags) == {"exp/convviz", "other/convviz"}
     exp = tags["exp/convviz"]
     assert set(exp) == {md.INPUT_TAG, "saliency/predictions/heatmap", "deconv/block1_conv2/map0003",
@@ -176,5 +183,5 @@ def test_sampling_hints(logdir):
 
 def test_empty_logdir(tmp_path):
     client, _ = _client(tmp_path)
-    assert _get_json(client, f"{BASE}/tags") == {}
+    assert _get_json(client, f"{BASE}/tags")["runs"] == {}
     assert _get_json(client, "/data/plugins_listing")["convviz"]["enabled"] is False

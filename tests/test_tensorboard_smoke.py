@@ -30,7 +30,7 @@ def test_tensorboard_serves_convviz(logdir, load_fast):
         assert headers["Content-Type"].startswith("text/javascript")
 
         status, _, body = get(base + "/data/plugin/convviz/tags")
-        tags = json.loads(body)
+        tags = json.loads(body)["runs"]
         assert status == 200 and set(tags) == {"demo/convviz"}
         assert tags["demo/convviz"]["gradcam/block3_conv2/heatmap"]["kind"] == "heatmap"
         assert tags["demo/convviz"]["deconv/block3_conv2/map0007"]["map"] == 7

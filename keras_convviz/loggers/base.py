@@ -1,0 +1,174 @@
+"""What every logger shares: the narrow context it sees and the base class.
+
+Each logger sees a :class:`LogContext` (the walked model, the probe images,
+the targets, ``write()`` and the followed feature maps), never the callback
+itself. ``configure()`` runs in ``on_train_begin``: it imports the method (a
+method missing from this install is a ``ValueError``, not a crash
+mid-training), checks the options against the method's signature and picks
+the layers. ``log(step)`` computes the maps through the public method function
+(compiled once per model and shape, reused every log) and writes PNG blob
+sequences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import numbers
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .. import render
+from ..graph import Graph
+
+__all__ = ["LogContext", "MethodLogger", "check_options", "json_params", "heatmap_images", "projection_images",
+           "probe_labels", "target_param"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogContext:
+    """What a logger may use: the inputs, where to write, and the followed maps.
+
+    ``write(method, layer, detail, images, step, kind, map=, params=,
+    labels=)`` adds one blob sequence; ``fixed_maps(layer)`` gives the maps of
+    ``layer`` chosen at the first log; ``follow(layers)`` adds layers whose
+    maps are chosen together at that first log. ``deprocess`` is the user's
+    display function (None: the callback's default display).
+    """
+
+    graph: Graph
+    probe: np.ndarray
+    targets: Any
+    image_size: tuple
+    write: Callable
+    fixed_maps: Callable
+    follow: Callable
+    layer_spec: Any = None
+    map_spec: Any = 9
+    deprocess: Optional[Callable] = None
+    heldout: Any = None
+    heldout_display: Optional[np.ndarray] = None
+
+    def layers_for(self, method, default):
+        """The layers chosen for ``method`` (``layers=`` as a list, a dict per method, or the default)."""
+        spec = self.layer_spec
+        if isinstance(spec, dict):
+            spec = spec.get(method)
+        if spec is None:
+            return list(default)
+        return [spec] if isinstance(spec, str) else list(spec)
+
+
+def check_options(fn, options, fixed, consumed):
+    """Unknown options, or ones the callback sets itself, are configuration errors."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    taken = sorted(k for k in options if k in fixed and k not in consumed)
+    if taken:
+        raise ValueError(f"option(s) {', '.join(taken)} are set by the callback itself "
+                         f"(use probe_inputs=, targets=, layers=, maps=)")
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = (set(params) - set(fixed)) | set(consumed)
+    bad = sorted(k for k in options if k not in allowed)
+    if bad:
+        raise ValueError(f"unknown option(s) {', '.join(bad)} for keras_convviz.{fn.__name__}; it takes "
+                         f"{', '.join(sorted(allowed)) or 'none'}")
+
+
+def json_params(params):
+    """Options as JSON-able content params (arrays and objects summarized as text)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            value = f"array{tuple(value.shape)}" if value.size > 8 else value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            value = repr(value)[:200]
+        out[str(key)] = value
+    return out
+
+
+def heatmap_images(maps, size):
+    """``(N, h, w)`` maps -> inferno RGB images at ``size``, each min-max normalized."""
+    maps = np.asarray(maps)
+    if maps.ndim == 4 and maps.shape[-1] == 1:
+        maps = maps[..., 0]
+    return [render.heatmap(render.upsample(m, size)) for m in maps]
+
+
+def projection_images(images):
+    """Input-space projections -> RGB images, zero at mid-grey."""
+    return [render.projection_image(p) for p in np.asarray(images)]
+
+
+def probe_labels(n):
+    return [f"probe {i}" for i in range(n)]
+
+
+def target_param(targets):
+    """The ``targets=`` argument as a JSON param."""
+    if targets is None:
+        return "predicted"
+    if isinstance(targets, numbers.Integral):
+        return int(targets)
+    return [int(t) for t in targets]
+
+
+class MethodLogger:
+    """One visualization method as the callback runs it.
+
+    ``load()`` returns the method function (imported there, so that a method
+    missing from the install is reported at configuration); ``fixed_args``
+    are the arguments the logger passes itself and ``consumed`` the options it
+    reads; ``uses_layers`` says whether ``layers=`` applies; ``once`` marks
+    weight-independent maps logged at the first log only.
+    """
+
+    fixed_args = ("model", "inputs", "target", "layer")
+    consumed = ()
+    uses_layers = False
+    once = False
+
+    def __init__(self, name, options, context):
+        self.name = name
+        self.options = dict(options or {})
+        self.ctx = context
+        self.fn = None
+        self.layers = []
+
+    def load(self):
+        """The method function, or None for a logger that computes nothing itself."""
+        return None
+
+    def configure(self):
+        """Check the options and layers against the model (``ValueError`` naming the fix)."""
+        try:
+            self.fn = self.load()
+        except ImportError as err:
+            raise ValueError(f"method {self.name!r} is not available in this install "
+                             f"({type(err).__name__}: {err})") from None
+        if self.fn is not None:
+            check_options(self.fn, self.options, self.fixed_args, self.consumed)
+        if self.uses_layers:
+            graph = self.ctx.graph
+            self.layers = [graph.spatial_step(n).name
+                           for n in self.ctx.layers_for(self.name, self.default_layers())]
+
+    def default_layers(self):
+        return self.ctx.graph.block_ends()[-1:]
+
+    def log(self, step):
+        raise NotImplementedError
+
+    def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002
+        self.ctx.write(self.name, layer, detail, images, step, kind, map=map, params=json_params(params or {}),
+                       labels=labels)
+

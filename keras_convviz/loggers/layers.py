@@ -1,0 +1,152 @@
+"""Loggers of the methods that look at one layer's feature maps.
+
+Deconvnet projections of followed maps (fig. 4), occlusion sensitivity
+(fig. 7) and the top-k patches of a held-out set (fig. 2): Zeiler & Fergus
+2014 arXiv:1311.2901. Receptive-field box filters: the seed tool's viz.py.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import render
+from ..checks import count, indices, positive_int
+from ..fields import receptive_fields
+from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
+
+__all__ = ["DeconvLogger", "OcclusionLogger", "BoxFilterLogger", "TopKLogger"]
+
+
+class DeconvLogger(MethodLogger):
+    """Deconvnet projections of the followed feature maps, one tag per map (Zeiler & Fergus fig. 4)."""
+
+    fixed_args = ("model", "inputs", "layer", "maps", "joint")
+    uses_layers = True
+
+    def load(self):
+        from ..methods.deconv import deconv
+
+        return deconv
+
+    def configure(self):
+        super().configure()
+        self.ctx.follow(self.layers)
+        spec = self.ctx.map_spec
+        for layer in self.layers:
+            channels = self.ctx.graph.step(layer).output_shape[-1]
+            if isinstance(spec, (list, tuple)):
+                indices(spec, channels, f"maps (layer {layer!r})")
+            else:
+                count(min(spec, channels) if isinstance(spec, numbers.Integral) else spec, channels, "maps")
+
+    def log(self, step):
+        ctx = self.ctx
+        opts = dict({"activations": 1}, **self.options)
+        for layer in self.layers:
+            maps = ctx.fixed_maps(layer)
+            out = np.asarray(self.fn(ctx.graph, ctx.probe, layer, maps=list(maps), joint=False, **opts))
+            for j, m in enumerate(maps):  # out: (N, M, H, W, C), image n, map m
+                self.write(layer, f"map{m:04d}", projection_images(out[:, j]), step, "projection", map=int(m),
+                           params=dict(opts, maps="fixed at first log"), labels=probe_labels(len(out)))
+
+
+class OcclusionLogger(MethodLogger):
+    """Fig. 7: probability of the target and strongest-map activity under a sliding grey square."""
+
+    uses_layers = True
+
+    def load(self):
+        from ..methods.occlusion import occlusion
+
+        return occlusion
+
+    def log(self, step):
+        ctx = self.ctx
+        h, w = ctx.image_size
+        opts = dict(self.options)
+        opts.setdefault("patch", max(4, min(h, w) // 4))
+        opts.setdefault("stride", max(2, min(h, w) // 16))
+        params = dict(opts, target=target_param(ctx.targets))
+        labels = probe_labels(len(ctx.probe))
+        for layer in self.layers:
+            res = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **opts)
+            # Low probability where the occluder hides what matters: show 1 - p, so bright = important
+            # (min-max per image, like every heatmap: a robust model's drops can be small).
+            self.write(layer, "probability", heatmap_images(1.0 - np.asarray(res.probability), (h, w)), step,
+                       "heatmap", params=dict(params, shown="1 - probability of the target, min-max scaled"),
+                       labels=labels)
+            self.write(layer, "activation", heatmap_images(res.activation, (h, w)), step, "heatmap",
+                       params=dict(params, shown="total activation of the strongest map"), labels=labels)
+
+
+class BoxFilterLogger(MethodLogger):
+    """Receptive-field box filters of a centre crop (geometry only: logged once)."""
+
+    fixed_args = ("model", "layer", "crop", "mode", "input_shape", "every_layer", "batch_size")
+    consumed = ("crop",)
+    uses_layers = True
+    once = True
+
+    def load(self):
+        from ..methods.boxfilter import box_filter
+
+        return box_filter
+
+    def log(self, step):
+        h, w = self.ctx.image_size
+        crop = tuple(int(c) for c in (self.options.get("crop") or (w // 4, h // 4, w // 2, h // 2)))
+        for layer in self.layers:
+            res = self.fn(self.ctx.graph, layer, crop, mode="forward")
+            maps = res.maps[res.layer]
+            for kind in ("ratio", "fraction"):
+                m = np.asarray(getattr(maps, kind), np.float64)
+                self.write(layer, kind, [render.heatmap(render.upsample(m, (h, w)), normalized=True)], step, kind,
+                           params={"crop_xywh": list(crop), "mode": "forward"}, labels=[f"crop x,y,w,h={crop}"])
+
+
+class TopKLogger(MethodLogger):
+    """Fig. 2: the k strongest activations of the followed maps over a held-out set, as image patches."""
+
+    fixed_args = ("model", "dataset", "layer", "k", "strategy", "batch_size", "callback")
+    consumed = ("k",)
+    uses_layers = True
+
+    def load(self):
+        from ..methods.topk import top_activations
+
+        return top_activations
+
+    def configure(self):
+        super().configure()
+        if self.ctx.heldout is None:
+            raise ValueError("method 'topk' needs a held-out set: pass heldout=images (N, H, W, C)")
+        self.k = positive_int(self.options.get("k", 9), "k")
+        self.ctx.follow(self.layers)
+        self.fields = receptive_fields(self.ctx.graph)
+
+    def log(self, step):
+        ctx = self.ctx
+        for layer in self.layers:
+            res = self.fn(ctx.graph, ctx.heldout, layer, k=self.k)
+            for m in ctx.fixed_maps(layer):
+                patches = self.patches(res, self.fields[layer], m)
+                if patches:
+                    self.write(layer, f"map{m:04d}", patches, step, "patches", map=int(m),
+                               params={"k": self.k, "heldout": int(len(ctx.heldout))},
+                               labels=[f"#{j + 1}" for j in range(self.k)])
+
+    def patches(self, result, field, m):
+        """The receptive-field patches of map ``m``'s top activations, padded to the field's size."""
+        h, w = self.ctx.image_size
+        out = []
+        for i, (y, x) in zip(np.asarray(result.image_ids[m]), np.asarray(result.positions[m])):
+            if int(i) < 0:  # fewer images than k so far
+                continue
+            y0, y1, x0, x1 = field.window(int(y), int(x), clip_to=(h, w))
+            piece = self.ctx.heldout_display[int(i)][y0:y1, x0:x1]
+            patch = np.zeros((min(field.size[0], h), min(field.size[1], w), 3), np.uint8)
+            patch[:piece.shape[0], :piece.shape[1]] = piece
+            out.append(patch)
+        return out
