@@ -1,4 +1,4 @@
-"""Test-session settings shared by every test module.
+"""Test-session settings and fixtures shared by every test module.
 
 TensorFlow 2.21's oneDNN kernels crash or return wrong gradients on some
 small dilated/depthwise convolutions on AVX-512 CPUs (the random-model
@@ -9,4 +9,14 @@ TensorFlow's reference kernels. This must be set before TensorFlow loads.
 
 import os
 
+import pytest
+
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    """The shipped demo CNN (one per test module: some tests change weights and restore them)."""
+    from keras_convviz import demo
+
+    return demo.load_model()

@@ -8,8 +8,6 @@ Keras layers (kernels of 1 / taps), and the adjoint identity
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -21,6 +19,8 @@ from keras_convviz import box_filter, receptive_fields, walk
 from keras_convviz.figures.boxfilter import pictures
 from keras_convviz.methods.boxfilter import scale_crop
 
+from fixtures import convviz, dilated_model
+
 
 # ----------------------------------------------------------------- models
 @pytest.fixture(scope="module")
@@ -31,23 +31,6 @@ def vgg16():
 @pytest.fixture(scope="module")
 def mobilenet():
     return keras.applications.MobileNet(weights=None, input_shape=(224, 224, 3))
-
-
-def dilated_model(merge=layers.Add, pool=layers.AveragePooling2D, size=(42, 37)):
-    """Dilation, TF 'same' on odd sizes, a valid stride-2 conv, ZeroPadding, Add, Concatenate."""
-    x = keras.Input(size + (3,))
-    a = layers.Conv2D(4, 3, dilation_rate=2, padding="same", activation="relu", name="dil2")(x)
-    b = layers.Conv2D(4, 3, strides=2, padding="valid", activation="relu", name="down")(a)
-    c = layers.Conv2D(4, 3, dilation_rate=3, padding="same", activation="relu", name="dil3")(b)
-    d = layers.Conv2D(4, 1, activation="relu", name="point")(b)
-    e = merge(name="merge")([c, d])
-    f = pool(2, padding="same", name="pool")(e)
-    f = layers.ZeroPadding2D(((1, 0), (0, 2)), name="zpad")(f)
-    g = layers.Conv2D(4, 3, dilation_rate=2, padding="valid", name="dil2b")(f)
-    h = layers.Conv2D(2, 5, padding="valid", activation="relu", name="five")(f)
-    out = layers.Concatenate(name="cat")([g, h])
-    out = layers.Conv2D(3, 3, strides=2, padding="same", name="last")(out)
-    return keras.Model(x, out, name="dilated")
 
 
 @pytest.fixture(scope="module")
@@ -406,12 +389,6 @@ def test_pictures_one_panel_per_layer(dilated):
 
 
 # ----------------------------------------------------------------- CLI (subprocess)
-def _cli(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", "boxfilter", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     import imageio.v2 as iio
@@ -428,7 +405,7 @@ def test_cli_forward_on_an_rgba_png_writes_both_pictures(tmp_path):
     png = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 90, 4), dtype=np.uint8), "RGBA").save(png)
     out = tmp_path / "out"
-    r = _cli("forward", "--model", "demo", "--weights", "none", "--crop", "10,20,30,40", png,
+    r = convviz("boxfilter", "forward", "--model", "demo", "--weights", "none", "--crop", "10,20,30,40", png,
              "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out)) == ["conv_maps.png", "conv_maps_ratio.png"]
@@ -438,13 +415,13 @@ def test_cli_forward_on_an_rgba_png_writes_both_pictures(tmp_path):
 
 def test_cli_backward_on_a_video_frame_with_overlay_and_errors(tmp_path, clip):
     out = tmp_path / "out"
-    r = _cli("backward", "--model", "mobilenet", "--weights", "none", "--size", "96,128",
+    r = convviz("boxfilter", "backward", "--model", "mobilenet", "--weights", "none", "--size", "96,128",
              "--layer", "conv_pw_6", "--crop", "1,1,2,3", "--overlay", clip, "--frame", "3",
              "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (out / "conv_maps.png").is_file() and (out / "conv_maps_ratio.png").is_file()
     # a frame past the end: exit 2 and one line on stderr (no TensorFlow chatter)
-    r = _cli("forward", "--model", "demo", "--weights", "none", "--crop", "0,0,4,4", clip, "--frame", "9",
+    r = convviz("boxfilter", "forward", "--model", "demo", "--weights", "none", "--crop", "0,0,4,4", clip, "--frame", "9",
              "--out", tmp_path / "bad", cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()

@@ -12,20 +12,7 @@ from keras_convviz import capture, walk
 from keras_convviz.probe import run
 from keras_convviz.select import logits
 
-
-def _small_cnn(nested=False):
-    x = inp = keras.Input((20, 18, 3))
-    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)       # fused ReLU
-    x = layers.MaxPooling2D(2, name="p1")(x)
-    x = layers.Conv2D(5, 3, padding="valid", name="c2")(x)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.ReLU(max_value=6.0, name="relu6")(x)                               # standalone ReLU6
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="p2")(x)
-    base = keras.Model(inp, x, name="base")
-    if not nested:
-        return base
-    return keras.Sequential([keras.Input((20, 18, 3)), base, layers.Flatten(name="flat"),
-                             layers.Dense(3, activation="softmax", name="head")], name="outer")
+from fixtures import small_cnn
 
 
 def _reference(model, names, x):
@@ -42,7 +29,7 @@ def data():
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_activations_match_keras_and_switches_match_argmax(nested, data):
-    model = _small_cnn(nested)
+    model = small_cnn(nested)
     bn = (model.get_layer("base") if nested else model).get_layer("bn")
     bn.moving_mean.assign(np.linspace(-0.5, 0.5, 5).astype("float32"))
     bn.moving_variance.assign(np.linspace(0.5, 2.0, 5).astype("float32"))
@@ -70,12 +57,12 @@ def test_activations_match_keras_and_switches_match_argmax(nested, data):
 
 
 def test_only_switches_on_the_way(data):
-    got = capture(_small_cnn(), data, ["c2"])
+    got = capture(small_cnn(), data, ["c2"])
     assert list(got.switches) == ["p1"] and list(got.activations) == ["c2"]
 
 
 def test_shares_weights_and_copies_no_variables(data):
-    model = _small_cnn()
+    model = small_cnn()
     n_weights = len(model.weights)
     first = capture(model, data, ["c2"]).activations["c2"]
     kernel = model.get_layer("c2").kernel
@@ -87,7 +74,7 @@ def test_shares_weights_and_copies_no_variables(data):
 
 
 def test_traced_once_per_model_and_layers(data):
-    model = _small_cnn()
+    model = small_cnn()
     capture(model, data, ["p2"])
     fn = walk(model).cache[("capture", ("p2",))]
     for batch in (data, data[:1], data[:2] + 1.0):
@@ -96,7 +83,7 @@ def test_traced_once_per_model_and_layers(data):
 
 
 def test_bad_inputs_are_clear(data):
-    model = _small_cnn()
+    model = small_cnn()
     with pytest.raises(ValueError, match=r"inputs\[None\]"):
         capture(model, data[0], ["c1"])
     with pytest.raises(ValueError, match="expects"):

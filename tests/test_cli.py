@@ -1,16 +1,9 @@
 """The `convviz` command through a real subprocess: output and exit codes."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def convviz(*args, timeout=240):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+from fixtures import convviz
 
 
 def test_layers_demo_prints_the_table():

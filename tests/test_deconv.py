@@ -10,8 +10,6 @@ kept activations. None of the library's interpreter is used by the oracle.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -22,6 +20,8 @@ from keras_convviz import demo, receptive_fields, render, walk
 from keras_convviz.figures import deconv as F
 from keras_convviz.methods import canvas
 from keras_convviz.methods import deconv as D
+
+from fixtures import branched, convviz, randomize_bn
 
 RTOL = 1e-5
 
@@ -174,23 +174,7 @@ def interesting_units(a, n=6):
     return np.array(units)
 
 
-def randomize_bn(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype(np.float32))
-            layer.beta.assign(rng.normal(0, 0.2, c).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0, 0.2, c).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, c).astype(np.float32))
-
-
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def demo_model():
-    return demo.load_model()
-
-
 @pytest.fixture(scope="module")
 def demo_images():
     return demo.shapes(3, seed=7)[0]
@@ -263,30 +247,6 @@ def test_mobilenet_matches_oracle(mobilenet):
         close(g, unit_oracle(forward, x, a, unit))
 
 
-def _branched():
-    L = keras.layers
-    keras.utils.set_random_seed(3)
-    inp = keras.Input((30, 30, 3))
-    x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
-    x = L.ZeroPadding2D(((1, 2), (2, 1)), name="pad")(x)
-    x = L.Conv2D(6, 3, name="c2")(x)
-    x = L.BatchNormalization(name="bn")(x)
-    x = L.ReLU(name="r1")(x)
-    a = L.SeparableConv2D(6, 3, padding="same", activation="relu", name="sep")(x)
-    b = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
-    b = L.ReLU(6.0, name="r6")(b)
-    s = L.Add(name="add")([a, b])
-    x = L.Concatenate(name="cat")([s, b])
-    x = L.MaxPooling2D(2, name="pool")(x)
-    x = L.Cropping2D(((1, 0), (0, 1)), name="crop")(x)
-    x = L.Conv2D(8, 3, padding="same", activation="relu", name="c3")(x)
-    x = L.MaxPooling2D(2, padding="same", name="pool2")(x)
-    x = L.Conv2D(5, 3, padding="same", activation="relu", name="c4")(x)
-    model = keras.Model(inp, x)
-    randomize_bn(model, 3)
-    return model
-
-
 def _branched_forward(model, upto):
     get = model.get_layer
 
@@ -307,7 +267,7 @@ def _branched_forward(model, upto):
 
 
 def test_branches_padding_cropping_separable():
-    model = _branched()
+    model = branched()
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (2, 30, 30, 3)).astype(np.float32)
     for layer in ("c3", "c4"):
@@ -470,19 +430,13 @@ def test_pictures(demo_model, demo_images):
 
 
 # ---------------------------------------------------------------- CLI
-def _cli(*args, cwd=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", "deconv", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-
-
 def test_cli(tmp_path, demo_images):
     from keras_convviz import media
 
     image = tmp_path / "shape.png"
     media.save_png(image, (demo_images[1] * 255).astype(np.uint8))
     out = tmp_path / "out"
-    done = _cli(str(image), "--model", "demo", "--maps", "3", "--activations", "2", "--gif", "--out", str(out))
+    done = convviz("deconv", str(image), "--model", "demo", "--maps", "3", "--activations", "2", "--gif", "--out", str(out))
     assert done.returncode == 0, done.stderr
     names = sorted(os.listdir(out))
     for layer in walk(demo.load_model()).block_ends():
@@ -493,7 +447,7 @@ def test_cli(tmp_path, demo_images):
     assert img.std() > 5  # a real picture, not a blank canvas
     # bad input: exit 2 with one line, nothing written
     bad_out = tmp_path / "bad"
-    done = _cli(str(image), "--model", "demo", "--layer", "block3_conv9", "--out", str(bad_out))
+    done = convviz("deconv", str(image), "--model", "demo", "--layer", "block3_conv9", "--out", str(bad_out))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "block3_conv2" in lines[0], done.stderr

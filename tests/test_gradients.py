@@ -17,6 +17,8 @@ from keras_convviz.methods.gradcam import default_layer, gradcam
 from keras_convviz.methods.gradients import (guided_backprop, integrated_gradients, saliency,
                                              smoothgrad)
 
+from fixtures import convviz
+
 L = keras.layers
 
 
@@ -410,12 +412,6 @@ def test_peak_memory_does_not_grow_with_samples(method):
 
 
 # ---------------------------------------------------------------- CLI
-def _convviz(*args):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 @pytest.fixture(scope="module")
 def shape_png(tmp_path_factory):
     from keras_convviz import demo, media, render
@@ -432,7 +428,7 @@ def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
     from PIL import Image
 
     extra = ["--samples", "5"] if method == "smoothgrad" else []
-    result = _convviz(method, shape_png, "--model", "demo", "--target", "square", "--out", str(tmp_path), *extra)
+    result = convviz(method, shape_png, "--model", "demo", "--target", "square", "--out", str(tmp_path), *extra)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "top classes:" and lines[1].startswith("  1. cross (3): ")
@@ -450,7 +446,7 @@ def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
 ])
 def test_cli_bad_input(args, message, shape_png, tmp_path):
     method, *rest = args
-    result = _convviz(method, shape_png, "--out", str(tmp_path / "out"), *rest)
+    result = convviz(method, shape_png, "--out", str(tmp_path / "out"), *rest)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

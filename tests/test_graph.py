@@ -8,6 +8,8 @@ from keras import layers
 
 from keras_convviz import receptive_fields, walk
 
+from fixtures import random_model
+
 # google-research/receptive_field, RECEPTIVE_FIELD_TABLE.md, vgg_16 at 224:
 # end-point -> (RF, effective stride, effective padding)
 VGG16_TABLE = {
@@ -93,40 +95,6 @@ def test_errors_name_the_fix():
 
 
 # ------------------------------------------------------------ brute force
-def _random_model(seed, pool):
-    """A random small CNN; ``pool`` picks max or average pooling (same geometry)."""
-    rng = np.random.default_rng(seed)
-    size = int(rng.integers(20, 34))
-    x = inp = keras.Input((size, size + int(rng.integers(0, 5)), 1))
-    for i in range(int(rng.integers(3, 6))):
-        if x.shape[1] < 6 or x.shape[2] < 6:
-            break  # a valid dilated conv would leave nothing
-        choice = rng.integers(0, 6)
-        if choice == 0:
-            x = layers.Conv2D(2, int(rng.integers(1, 5)), strides=int(rng.integers(1, 3)),
-                              padding=str(rng.choice(["same", "valid"])))(x)
-        elif choice == 1:
-            x = layers.Conv2D(2, 3, dilation_rate=2, padding=str(rng.choice(["same", "valid"])))(x)
-        elif choice == 2:
-            x = layers.DepthwiseConv2D(int(rng.integers(2, 4)), strides=int(rng.integers(1, 3)),
-                                       padding=str(rng.choice(["same", "valid"])))(x)
-        elif choice == 3:
-            cls = layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D
-            x = cls(int(rng.integers(2, 4)), strides=int(rng.integers(1, 3)),
-                    padding=str(rng.choice(["same", "valid"])))(x)
-        elif choice == 4:
-            t, l = (int(v) for v in rng.integers(0, 3, size=2))
-            x = layers.ZeroPadding2D(((t, 1), (l, 0)))(x)
-        else:
-            x = layers.SeparableConv2D(2, 3, padding="same")(x)
-    model = keras.Model(inp, x)
-    # positive weights and no ReLU: every path adds, so the gradient support
-    # is the full dependence set of a unit
-    for w in model.weights:
-        w.assign(np.abs(np.random.default_rng(seed + 1).normal(size=w.shape)).astype("float32") + 0.1)
-    return model
-
-
 @pytest.mark.parametrize("seed", range(10))
 def test_receptive_field_equals_gradient_support(seed):
     """d unit / d input is non-zero exactly on the unit's receptive-field window.
@@ -136,8 +104,8 @@ def test_receptive_field_equals_gradient_support(seed):
     must stay inside it. Max pools route a gradient to one input only, so the
     brute-force probe runs the twin model with average pools: same geometry.
     """
-    model = _random_model(seed, "max")
-    twin = _random_model(seed, "avg")
+    model = random_model(seed, "max")
+    twin = random_model(seed, "avg")
     fields = receptive_fields(model)
     last = list(fields.values())[-1]
     height, width = model.inputs[0].shape[1:3]

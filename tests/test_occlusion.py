@@ -5,44 +5,11 @@ import numpy as np
 import pytest
 
 import keras
-from keras import layers
 
 from keras_convviz.figures.occlusion import figure
 from keras_convviz.methods.occlusion import grid_origins, occlusion
 
-
-def _chain_model(seed=0):
-    """A small VGG-like chain (exercises the incremental path) with a softmax head."""
-    keras.utils.set_random_seed(seed)
-    x = inp = keras.Input((20, 18, 3))
-    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
-    x = layers.MaxPooling2D(2, name="p1")(x)
-    x = layers.Conv2D(6, 3, padding="same", use_bias=False, name="c2")(x)
-    x = layers.BatchNormalization(name="bn")(x)
-    x = layers.ReLU(name="r2")(x)
-    x = layers.ZeroPadding2D(((1, 0), (0, 1)), name="zp")(x)
-    x = layers.DepthwiseConv2D(3, strides=2, padding="valid", activation="relu", name="dw")(x)
-    x = layers.Conv2D(5, 3, padding="same", activation="relu", name="c3")(x)
-    x = layers.Flatten()(x)
-    out = layers.Dense(3, activation="softmax", name="predictions")(x)
-    model = keras.Model(inp, out)
-    bn = model.get_layer("bn")
-    bn.set_weights([w + np.random.default_rng(1).uniform(0.1, 0.5, w.shape).astype(np.float32)
-                    for w in bn.get_weights()])
-    return model
-
-
-def _branch_model():
-    """A model with a residual Add (takes the plain path)."""
-    keras.utils.set_random_seed(3)
-    inp = keras.Input((16, 16, 3))
-    a = layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inp)
-    b = layers.Conv2D(4, 3, padding="same", name="b")(a)
-    x = layers.Add(name="add")([a, b])
-    x = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="c")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    out = layers.Dense(4, name="logits")(x)  # a logits head: probabilities are its softmax
-    return keras.Model(inp, out)
+from fixtures import branch_model, chain_model, convviz
 
 
 def _reference(model, x, target, patch, stride, fill, layer):
@@ -81,7 +48,7 @@ def _softmax(z):
 @pytest.mark.parametrize("incremental", [True, False])
 @pytest.mark.parametrize("layer", ["c3", "c2", "r2"])
 def test_matches_loop_reference(incremental, layer):
-    model = _chain_model()
+    model = chain_model()
     x = np.random.default_rng(0).uniform(0, 1, (2, 20, 18, 3)).astype(np.float32)
     # patch 7, stride 5: the last occluder hangs over both edges
     got = occlusion(model, x, None, 7, 5, layer=layer, batch_size=7, incremental=incremental)
@@ -98,14 +65,14 @@ def test_incremental_engine_is_used_on_a_chain():
     from keras_convviz.graph import walk
     from keras_convviz.methods.incremental import engine
 
-    model = _chain_model()
+    model = chain_model()
     graph = walk(model)
     eng = engine(graph, "c3", "predictions", (7, 7), (grid_origins(20, 7, 5), grid_origins(18, 7, 5)))
     assert eng is not None and [g.step.name for g in eng.windowed_layers][:2] == ["c1", "p1"]
 
 
 def test_branchy_model_fixed_target_and_fill():
-    model = _branch_model()
+    model = branch_model()
     x = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
     got = occlusion(model, x, [1, 2], 6, 4, fill=0.0, layer="c", batch_size=5)
     prob, top, act, tgt, maps = _reference(model, x, [1, 2], 6, 4, np.zeros(3, np.float32), "c")
@@ -132,14 +99,14 @@ def test_grid_covers_the_image():
     (dict(patch=4, stride=2, batch_size=0), "batch_size"),
 ])
 def test_bad_input(kwargs, message):
-    model = _chain_model()
+    model = chain_model()
     x = np.zeros((1, 20, 18, 3), np.float32)
     with pytest.raises(ValueError, match=message):
         occlusion(model, x, None, **kwargs)
 
 
 def test_bad_target():
-    model = _chain_model()
+    model = chain_model()
     with pytest.raises(ValueError, match="outside the model's classes"):
         occlusion(model, np.zeros((1, 20, 18, 3), np.float32), 7, 4, 4)
 
@@ -164,21 +131,11 @@ def test_demo_minimum_lies_on_the_object():
 
 
 def test_figure_panel():
-    model = _chain_model()
+    model = chain_model()
     x = np.random.default_rng(0).uniform(0, 1, (1, 20, 18, 3)).astype(np.float32)
     res = occlusion(model, x, None, 7, 5)
     panel = figure((x[0] * 255).astype(np.uint8), res, 0, class_names=["cat", "dog", "eel"], cell=64)
     assert panel.dtype == np.uint8 and panel.ndim == 3 and panel.shape[1] > 4 * 64
-
-
-def _cli(*args, cwd=None):
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=cwd)
 
 
 def test_cli_occlusion(tmp_path):
@@ -187,7 +144,7 @@ def test_cli_occlusion(tmp_path):
     images, labels, _ = demo.shapes(1, seed=7)
     src = media.save_png(tmp_path / "shape.png", (images[0] * 255).astype(np.uint8))
     out = tmp_path / "out"
-    proc = _cli("occlusion", src, "--model", "demo", "--target", demo.CLASS_NAMES[labels[0]],
+    proc = convviz("occlusion", src, "--model", "demo", "--target", demo.CLASS_NAMES[labels[0]],
                 "--patch", "16", "--stride", "8", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert (out / "shape_occlusion.png").is_file()
@@ -195,18 +152,18 @@ def test_cli_occlusion(tmp_path):
     assert saved["probability"].shape == (7, 7) and int(saved["target"]) == labels[0]
     assert demo.CLASS_NAMES[labels[0]] in proc.stdout
 
-    bad = _cli("occlusion", src, "--model", "demo", "--patch", "100", "--stride", "8", "--out", str(out))
+    bad = convviz("occlusion", src, "--model", "demo", "--patch", "100", "--stride", "8", "--out", str(out))
     assert bad.returncode == 2 and "larger than the 64x64 image" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    bad = _cli("occlusion", src, "--model", "demo", "--patch", "8", "--stride", "0", "--out", str(out))
+    bad = convviz("occlusion", src, "--model", "demo", "--patch", "8", "--stride", "0", "--out", str(out))
     assert bad.returncode == 2 and "stride must be >= 1" in bad.stderr
-    bad = _cli("occlusion", src, "--model", "demo", "--target", "hexagon", "--out", str(out))
+    bad = convviz("occlusion", src, "--model", "demo", "--target", "hexagon", "--out", str(out))
     assert bad.returncode == 2 and "nor a class name" in bad.stderr
 
 
 @pytest.mark.parametrize("incremental", [True, False])
 def test_batching_does_not_change_the_maps(incremental):
-    model = _chain_model()
+    model = chain_model()
     x = np.random.default_rng(5).uniform(0, 1, (3, 20, 18, 3)).astype(np.float32)
     # 16 positions: batch_size 40 packs two images per chunk, 3 splits every image
     a = occlusion(model, x, 1, 7, 5, batch_size=40, incremental=incremental)

@@ -8,8 +8,6 @@ errors; and the two CLI commands end to end.
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -23,13 +21,10 @@ from keras_convviz.methods.classmodel import ClassModel
 from keras_convviz.methods.inversion import Inversion
 from keras_convviz.methods.optimize import input_range
 
+from fixtures import convviz
+
 
 # ----------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def demo_model():
-    return demo.load_model()
-
-
 @pytest.fixture(scope="module")
 def demo_images():
     images, labels, _ = demo.shapes(4, seed=7)
@@ -268,15 +263,9 @@ def test_other_bad_inputs(tiny):
 
 
 # ----------------------------------------------------------------- CLI
-def _cli(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
 def test_cli_classmodel_writes_images_with_a_progress_bar(tmp_path):
     out = tmp_path / "out"
-    r = _cli("classmodel", "--model", "demo", "--target", "square,cross", "--steps", "40", "--out", out,
+    r = convviz("classmodel", "--model", "demo", "--target", "square,cross", "--steps", "40", "--out", out,
              cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     names = sorted(os.listdir(out))
@@ -291,7 +280,7 @@ def test_cli_invert_writes_reconstructions_and_prints_errors(tmp_path):
     images, _, _ = demo.shapes(1, seed=3)
     save_png(tmp_path / "shape.png", images[0])
     out = tmp_path / "out"
-    r = _cli("invert", tmp_path / "shape.png", "--model", "demo", "--layer", "block1_pool", "--steps", "30",
+    r = convviz("invert", tmp_path / "shape.png", "--model", "demo", "--layer", "block1_pool", "--steps", "30",
              "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out)) == ["shape_invert.png", "shape_invert_block1_pool.png"]
@@ -300,7 +289,7 @@ def test_cli_invert_writes_reconstructions_and_prints_errors(tmp_path):
 
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    r = _cli("classmodel", "--model", "demo", "--target", "hexagon", "--out", out, cwd=tmp_path)
+    r = convviz("classmodel", "--model", "demo", "--target", "hexagon", "--out", out, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "hexagon" in r.stderr
     assert not out.exists()
 

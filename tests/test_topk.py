@@ -16,6 +16,8 @@ from keras import layers
 from keras_convviz.figures.topk import figure
 from keras_convviz.methods.topk import top_activations
 
+from fixtures import convviz
+
 
 def _model():
     keras.utils.set_random_seed(0)
@@ -164,12 +166,6 @@ def test_figure_grid(data):
     assert grid.dtype == np.uint8 and grid.shape[1] >= 6 * 24 and grid.shape[0] >= 2 * 24
 
 
-def _cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_convviz.cli", *args], capture_output=True,
-                          text=True, timeout=300, env=env)
-
-
 def test_cli_topk(tmp_path):
     from keras_convviz import demo, media
 
@@ -180,7 +176,7 @@ def test_cli_topk(tmp_path):
     (src / "broken.jpg").write_bytes(b"not an image")
     (src / "notes.txt").write_text("ignored: not an image extension")
     out = tmp_path / "out"
-    proc = _cli("topk", str(src), "--model", "demo", "--layer", "block2_conv2", "--k", "3", "--maps", "4",
+    proc = convviz("topk", str(src), "--model", "demo", "--layer", "block2_conv2", "--k", "3", "--maps", "4",
                 "--batch-size", "4", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "skipping" in proc.stderr and "broken.jpg" in proc.stderr
@@ -193,15 +189,15 @@ def test_cli_topk(tmp_path):
     assert len(first) == 3 and first[0]["value"] >= first[1]["value"] >= first[2]["value"]
     assert os.path.isfile(first[0]["image"])
 
-    glob_run = _cli("topk", str(src / "**" / "*.png"), "--model", "demo", "--layer", "block1_conv2",
+    glob_run = convviz("topk", str(src / "**" / "*.png"), "--model", "demo", "--layer", "block1_conv2",
                     "--k", "2", "--maps", "2", "--out", str(out))
     assert glob_run.returncode == 0, glob_run.stderr
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    bad = _cli("topk", str(empty), "--model", "demo", "--out", str(out))
+    bad = convviz("topk", str(empty), "--model", "demo", "--out", str(out))
     assert bad.returncode == 2 and "no image files" in bad.stderr
-    bad = _cli("topk", str(src), "--model", "demo", "--k", "50", "--out", str(out))
+    bad = convviz("topk", str(src), "--model", "demo", "--k", "50", "--out", str(out))
     assert bad.returncode == 2 and "holds only 8 image files" in bad.stderr
-    bad = _cli("topk", str(src), "--model", "demo", "--layer", "predictions", "--k", "3", "--out", str(out))
+    bad = convviz("topk", str(src), "--model", "demo", "--layer", "predictions", "--k", "3", "--out", str(out))
     assert bad.returncode == 2 and "not a spatial" in bad.stderr
