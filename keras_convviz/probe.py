@@ -141,9 +141,8 @@ def _run_step(step, values, rule, linear, switches, found, pool_switches):
     return y if isinstance(y, (list, tuple)) else [y]
 
 
-def compiled(model, key, build):
+def compiled(graph, key, build):
     """One ``tf.function`` per (graph, key), built by ``build()`` on first use."""
-    graph = walk(model)
     fn = graph.cache.get(key)
     if fn is None:
         fn = graph.cache[key] = build()

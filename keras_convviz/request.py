@@ -88,9 +88,8 @@ def class_score_step(graph, output=None):
     return head
 
 
-def as_batch(model, inputs, dtype=np.float32):
-    """Validate model inputs: a finite ``(N, H, W, C)`` batch matching the model."""
-    graph = walk(model)
+def as_batch(graph, inputs, dtype=np.float32):
+    """Validate model inputs: a finite ``(N, H, W, C)`` batch matching the walked model."""
     x = np.asarray(inputs.numpy() if hasattr(inputs, "numpy") else inputs)
     expected = graph.input_shape
     if x.ndim == len(expected):

@@ -18,6 +18,15 @@ def add_model_args(parser, default="demo"):
                              "none, or a weights file (default: %(default)s)")
 
 
+def add_image_command(sub, name, summary, description=None):
+    """A subcommand on one image (or one video frame) through a model: IMAGE, --model/--weights, --frame."""
+    p = sub.add_parser(name, help=summary, description=description or summary + ".")
+    p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
+    add_model_args(p)
+    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
+    return p
+
+
 def load_preset(args, size=None):
     from ..presets import load
 

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, check_out_dir, load_preset, output_name, positive_int_arg
+from . import add_image_command, add_out_arg, check_out_dir, load_preset, output_name, positive_int_arg
 
 
 def register(sub):
-    p = sub.add_parser(
-        "deconv",
-        help="deconvnet projections of the strongest activations (Zeiler & Fergus)",
-        description="Project the strongest feature activations of each layer back to pixels.",
-    )
-    p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
-    add_model_args(p)
+    p = add_image_command(sub, "deconv", "deconvnet projections of the strongest activations (Zeiler & Fergus)",
+                          "Project the strongest feature activations of each layer back to pixels.")
     p.add_argument("--layer", action="append", default=None, metavar="L",
                    help="layer to project (repeatable; default: the last conv layer of each block)")
     p.add_argument("--maps", default="9",
@@ -32,7 +27,6 @@ def register(sub):
     p.add_argument("--separate", action="store_true",
                    help="one projection per map instead of all maps together")
     p.add_argument("--gif", action="store_true", help="also write a GIF per layer adding maps one at a time")
-    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
     p.add_argument("--batch-size", type=positive_int_arg, default=16, help="projections computed at once (memory)")
     add_out_arg(p)
     p.set_defaults(run=run)

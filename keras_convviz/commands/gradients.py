@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, output_name, positive_int_arg
+from . import add_image_command, add_out_arg, check_out_dir, class_index, load_preset, output_name, positive_int_arg
 
 METHODS = {
     "saliency": "gradient saliency: max over channels of |d logit / d pixel| (Simonyan et al. 2014, arXiv:1312.6034)",
@@ -23,12 +23,9 @@ METHODS = {
 
 def register(sub):
     for name, help_text in METHODS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text + ".")
-        p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
-        add_model_args(p)
+        p = add_image_command(sub, name, help_text)
         p.add_argument("--target", default=None, metavar="C",
                        help="class to explain: an index or a class name (default: the predicted class)")
-        p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
         p.add_argument("--top", type=positive_int_arg, default=5,
                        help="predicted classes to print (default: %(default)s)")
         p.add_argument("--batch-size", type=positive_int_arg, default=16,

@@ -10,19 +10,15 @@ from __future__ import annotations
 import argparse
 import io
 
-from . import (add_model_args, add_out_arg, check_out_dir, class_index, load_preset, output_name,
+from . import (add_image_command, add_out_arg, check_out_dir, class_index, load_preset, output_name,
                positive_int_arg)
 
 
 def register(sub):
-    p = sub.add_parser(
-        "occlusion",
-        help="slide a grey square over an image and map the class probability (Zeiler & Fergus)",
-        description="Occlusion sensitivity: probability of the target, most probable class and the "
-                    "strongest feature map's activity for every position of an occluding square.",
-    )
-    p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
-    add_model_args(p)
+    p = add_image_command(
+        sub, "occlusion", "slide a grey square over an image and map the class probability (Zeiler & Fergus)",
+        "Occlusion sensitivity: probability of the target, most probable class and the "
+        "strongest feature map's activity for every position of an occluding square.")
     p.add_argument("--target", default=None,
                    help="class index or name to explain (default: the predicted class)")
     p.add_argument("--patch", type=positive_int_arg, default=None,
@@ -34,7 +30,6 @@ def register(sub):
                         "(default: %(default)s)")
     p.add_argument("--layer", default=None,
                    help="layer for the activation map (default: the last conv layer)")
-    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
     p.add_argument("--batch-size", type=positive_int_arg, default=32, help="occluded images per forward pass")
     add_out_arg(p)
     p.set_defaults(run=run)

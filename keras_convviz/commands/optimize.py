@@ -11,7 +11,8 @@ optimizer iterations; the pictures are laid out by ``figures.optimize``.
 
 from __future__ import annotations
 
-from . import add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path, output_name, slug
+from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path,
+               output_name, slug)
 
 
 def register(sub):
@@ -39,14 +40,10 @@ def register(sub):
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
-    p = sub.add_parser(
-        "invert", help="reconstruct an image from a layer's representation",
-        description="Representation inversion (Mahendran & Vedaldi 2015): from noise, minimize "
-                    "||Phi(x) - Phi0||^2 / ||Phi0||^2 + alpha-norm + total variation.")
-    p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
-    add_model_args(p)
+    p = add_image_command(sub, "invert", "reconstruct an image from a layer's representation",
+                          "Representation inversion (Mahendran & Vedaldi 2015): from noise, minimize "
+                          "||Phi(x) - Phi0||^2 / ||Phi0||^2 + alpha-norm + total variation.")
     p.add_argument("--layer", required=True, metavar="L", help="layer(s) to invert, comma-separated")
-    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
     p.add_argument("--steps", type=int, default=300, help="optimizer iterations (default: %(default)s)")
     p.add_argument("--lr", type=float, default=0.05,
                    help="step size as a fraction of half the input range (default: %(default)s)")

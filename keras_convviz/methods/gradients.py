@@ -71,6 +71,25 @@ def _path_point(x, baseline, alpha):
     return baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
 
 
+def _mean_gradient(request, key, make_point, extra_specs, points, extras):
+    """Mean target-logit gradient over ``points`` moved copies of each image.
+
+    ``make_point`` moves the copies inside the compiled function and
+    ``extras(idx, a, b)`` gives its extra arguments for copies ``a:b`` (``idx``:
+    their images). At most ``batch_size`` copies go through the model at once
+    and sums go per image, so memory does not grow with ``points``.
+    """
+    x, targets = request.x, request.with_predicted().targets
+    fn = _gradient_fn(request.graph, request.score, key, make_point=make_point, extra_specs=extra_specs)
+    owner = np.repeat(np.arange(x.shape[0]), points)  # copy -> image
+    total = np.zeros(x.shape, np.float32)
+    for a, b in chunks(owner.size, request.batch_size):
+        idx = owner[a:b]
+        args = [x[idx], targets[idx], *extras(idx, a, b)]
+        accumulate(total, idx, fn(*map(tf.constant, args)).numpy())
+    return total / np.float32(points)
+
+
 def per_image(fn, request):
     """Run a compiled ``(x, targets)`` function over the request in slices; numpy out."""
     x, targets = request.x, request.targets
@@ -129,21 +148,11 @@ def smoothgrad(model, inputs, target=None, samples=25, noise=0.15, output=None, 
     """
     samples = positive_int(samples, "samples")
     request = prepare(model, inputs, target, output, batch_size)
-    x = request.x
-    sigma = _noise_sigma(x, noise)
-    targets = request.with_predicted().targets
-    fn = _gradient_fn(request.graph, request.score, "smoothgrad", make_point=_add_noise,
-                      extra_specs=[tf.TensorSpec((None,), tf.float32), tf.TensorSpec((2,), tf.int32)])
+    sigma = _noise_sigma(request.x, noise)
     rng = np.random.default_rng(seed)
-    total = np.zeros(x.shape, np.float32)
-    owner = np.repeat(np.arange(x.shape[0]), samples)  # sample -> image
-    for a, b in chunks(owner.size, request.batch_size):
-        idx = owner[a:b]
-        seed_pair = rng.integers(0, 2**31 - 1, size=2, dtype=np.int32)
-        grads = fn(tf.constant(x[idx]), tf.constant(targets[idx]), tf.constant(sigma[idx]),
-                   tf.constant(seed_pair)).numpy()
-        accumulate(total, idx, grads)
-    mean = total / np.float32(samples)
+    specs = [tf.TensorSpec((None,), tf.float32), tf.TensorSpec((2,), tf.int32)]
+    mean = _mean_gradient(request, "smoothgrad", _add_noise, specs, samples,
+                          lambda idx, a, b: (sigma[idx], rng.integers(0, 2**31 - 1, size=2, dtype=np.int32)))
     return np.abs(mean).max(axis=-1) if reduce else mean
 
 
@@ -176,17 +185,8 @@ def integrated_gradients(model, inputs, target=None, steps=50, baseline=None, ou
     """
     steps = positive_int(steps, "steps")
     request = prepare(model, inputs, target, output, batch_size)
-    x = request.x
-    base = _baseline(x, baseline)
-    targets = request.with_predicted().targets
-    fn = _gradient_fn(request.graph, request.score, "path", make_point=_path_point,
-                      extra_specs=[input_spec(request.graph), tf.TensorSpec((None,), tf.float32)])
-    alphas = np.tile(np.arange(1, steps + 1, dtype=np.float32) / np.float32(steps), x.shape[0])
-    owner = np.repeat(np.arange(x.shape[0]), steps)
-    total = np.zeros(x.shape, np.float32)
-    for a, b in chunks(owner.size, request.batch_size):
-        idx = owner[a:b]
-        grads = fn(tf.constant(x[idx]), tf.constant(targets[idx]), tf.constant(base[idx]),
-                   tf.constant(alphas[a:b])).numpy()
-        accumulate(total, idx, grads)
-    return (x - base) * (total / np.float32(steps))
+    base = _baseline(request.x, baseline)
+    alphas = np.tile(np.arange(1, steps + 1, dtype=np.float32) / np.float32(steps), request.n)
+    specs = [input_spec(request.graph), tf.TensorSpec((None,), tf.float32)]
+    mean = _mean_gradient(request, "path", _path_point, specs, steps, lambda idx, a, b: (base[idx], alphas[a:b]))
+    return (request.x - base) * mean
