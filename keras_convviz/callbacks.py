@@ -34,6 +34,7 @@ from . import render
 from .checks import non_negative_int, resolve_targets
 from .graph import walk
 from .loggers.base import LogContext, probe_labels
+from .loggers.dashboard import check_class_names, step_document, walk_document
 from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopKLogger
 from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
                              SmoothGradLogger)
@@ -142,13 +143,17 @@ class ConvVizCallback(keras.callbacks.Callback):
         they are, anything else min-max scaled per image.
       run: the run (sub-folder of ``log_dir``) to write to.
       log_at_train_end: also log after the last epoch when it was skipped.
+      class_names: one name per class, shown by the dashboard with every
+        prediction and explained class (a preset's ``class_names``).
     """
 
 
     def __init__(self, log_dir, probe_inputs, methods=DEFAULT_METHODS, layers=None, every_n_epochs=1,
                  every_n_batches=None, targets=None, maps=9, heldout=None, display=None, run="convviz",
-                 log_at_train_end=True):
+                 log_at_train_end=True, class_names=None):
         super().__init__()
+        self.class_names = class_names
+        self._step_ranges = {}
         self.log_dir = os.fspath(log_dir)
         self.run = run
         self.probe_inputs = probe_inputs
@@ -223,6 +228,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         graph = walk(self.model)
         self._check_inputs(graph)
         self._followed = FollowedMaps(graph, self.probe, self.maps)
+        self._class_names = check_class_names(self.class_names, num_classes(graph))
         context = LogContext(
             graph=graph, probe=self.probe, targets=self.targets, image_size=self.image_size, write=self._write,
             fixed_maps=self._followed.fixed, follow=self._followed.follow, layer_spec=self.layers,
@@ -245,8 +251,27 @@ class ConvVizCallback(keras.callbacks.Callback):
         return self._followed.fixed(layer)
 
     # -- writing -------------------------------------------------------------
-    def _write(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002
-        self._writer.images(method, layer, detail, images, step, kind, map=map, params=params, labels=labels)
+    def _write(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None,  # noqa: A002
+               scale=None, ranges=None):
+        tag = self._writer.images(method, layer, detail, images, step, kind, map=map, params=params, labels=labels,
+                                  scale=scale)
+        if ranges is not None:
+            self._step_ranges[tag] = np.asarray(ranges, np.float64).tolist()
+
+    def _write_documents(self, step):
+        """The dashboard's JSON: the model walk once, then this step's predictions, units and value ranges."""
+        try:
+            if md.WALK_TAG not in self._writer.contents:
+                self._writer.document(md.WALK_TAG, "walk", walk_document(
+                    self._followed.graph, self.image_size, self._class_names), step)
+            doc = step_document(self._followed.graph, self.probe, self.targets, self._followed.chosen,
+                                self._step_ranges)
+            self._writer.document(md.STEP_TAG, "stepinfo", doc, step)
+        except Exception as err:  # logging never kills training
+            self.failed.setdefault("dashboard", f"{type(err).__name__}: {err}")
+            warnings.warn(f"ConvVizCallback: the dashboard's step document failed at step {step}: "
+                          f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=3)
+        self._step_ranges = {}
 
     def _log_one(self, name, logger, step):
         """Run one logger; a failure warns once and drops the method for the rest of training."""
@@ -279,6 +304,8 @@ class ConvVizCallback(keras.callbacks.Callback):
         for name, logger in self.loggers.items():
             if name not in self.failed and not (logger.once and name in self._logged_once):
                 self._log_one(name, logger, step)
+        if "dashboard" not in self.failed:
+            self._write_documents(step)
         self._writer.flush()
         self._last_logged = step
 

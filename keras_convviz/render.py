@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from tb_plugin.metadata import COLORMAPS
+
 __all__ = [
     "normalize",
     "projection_image",
     "colormap",
     "heatmap",
+    "signed_heatmap",
     "overlay",
     "upsample",
     "label",
@@ -22,15 +25,12 @@ __all__ = [
     "fit_square",
 ]
 
-# Anchor colours of matplotlib's perceptually uniform "inferno" (public data),
-# interpolated linearly: dark = low, bright yellow = high.
-_INFERNO = np.array(
-    [
-        [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99],
-        [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164],
-    ],
-    dtype=np.float64,
-)
+# Anchor colours of the colour maps, interpolated linearly (tb_plugin/metadata.py
+# is their one source: the dashboard draws its colour bars from the same list).
+# inferno (matplotlib's perceptually uniform map): dark = low, bright yellow =
+# high; diverging: blue = negative, white = 0, red = positive.
+_PALETTES = {name: np.array(anchors, np.float64) for name, anchors in COLORMAPS.items()}
+_INFERNO = _PALETTES["inferno"]
 
 
 def to_uint8(x):
@@ -38,36 +38,58 @@ def to_uint8(x):
     return np.clip(np.asarray(x, np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def normalize(x, axis=None, eps=1e-12):
-    """Min-max normalize to [0, 1] (over ``axis``; a constant map gives zeros)."""
+# A map whose spread is below this fraction of its magnitude is flat (float rounding, not structure).
+FLAT = 1e-9
+
+
+def normalize(x, axis=None, eps=None):
+    """Min-max normalize to [0, 1] over ``axis``, relative to each map's own scale.
+
+    A map of 1e-19-sized values shows its structure like a map of ones; only
+    a map whose spread is zero, or below :data:`FLAT` times its magnitude
+    (rounding noise), is flat and gives zeros (see :mod:`keras_convviz.blank`
+    for saying so). ``eps``, when given, is an absolute floor on the spread.
+    """
     x = np.asarray(x, np.float64)
     lo = x.min(axis=axis, keepdims=True)
     hi = x.max(axis=axis, keepdims=True)
-    return (x - lo) / np.maximum(hi - lo, eps)
+    span = hi - lo
+    flat = (span <= FLAT * np.maximum(np.abs(lo), np.abs(hi))) | (span < (eps or 0.0))
+    return np.where(flat, 0.0, (x - lo) / np.where(flat, 1.0, span))
 
 
-def projection_image(p, eps=1e-12):
+def projection_image(p, eps=None):
     """A deconv projection ``(H, W, C)`` as a displayable RGB uint8 image.
 
     Zeiler–Fergus style per-projection contrast normalization: zero maps to
     mid-grey and the largest absolute value to black or white, so the sign of
-    every pixel's contribution stays visible.
+    every pixel's contribution stays visible, whatever the projection's
+    scale (an exactly-zero projection stays grey; ``eps``: an absolute floor).
     """
     p = np.asarray(p, np.float64)
-    scale = max(np.abs(p).max(), eps)
+    top = np.abs(p).max() if p.size else 0.0
+    scale = top if top > (eps or 0.0) else np.inf
     img = 0.5 + 0.5 * p / scale
     if img.ndim == 2 or img.shape[-1] == 1:
         img = np.repeat(img.reshape(img.shape[:2] + (1,)), 3, -1)
     return to_uint8(img)
 
 
-def colormap(x):
-    """Map values in [0, 1] ``(H, W)`` to RGB uint8 with the inferno palette."""
-    x = np.clip(np.nan_to_num(np.asarray(x, np.float64)), 0, 1) * (len(_INFERNO) - 1)
+def colormap(x, name="inferno"):
+    """Map values in [0, 1] ``(H, W)`` to RGB uint8 with a palette (inferno, diverging, grey)."""
+    palette = _PALETTES[name]
+    x = np.clip(np.nan_to_num(np.asarray(x, np.float64)), 0, 1) * (len(palette) - 1)
     lo = np.floor(x).astype(int)
-    hi = np.minimum(lo + 1, len(_INFERNO) - 1)
+    hi = np.minimum(lo + 1, len(palette) - 1)
     t = (x - lo)[..., None]
-    return ((1 - t) * _INFERNO[lo] + t * _INFERNO[hi] + 0.5).astype(np.uint8)
+    return ((1 - t) * palette[lo] + t * palette[hi] + 0.5).astype(np.uint8)
+
+
+def signed_heatmap(m):
+    """A signed 2-D map with the diverging palette, symmetric about 0: white = 0, red > 0, blue < 0."""
+    m = np.nan_to_num(np.asarray(m, np.float64))
+    top = np.abs(m).max() if m.size else 0.0
+    return colormap(0.5 + 0.5 * m / (top if top > 0 else 1.0), "diverging")
 
 
 def heatmap(m, normalized=False):

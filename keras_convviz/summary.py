@@ -13,7 +13,9 @@ too.
                  kind="heatmap", params={"target": "predicted"})
 
 ``write_images`` writes through the default ``tf.summary`` writer instead, for
-code that already manages one.
+code that already manages one. ``Writer.document`` writes one of the run's
+JSON documents (the model walk, a step's predictions and value ranges; see
+:mod:`tb_plugin.metadata`) as a one-blob sequence.
 """
 
 from __future__ import annotations
@@ -93,15 +95,37 @@ class Writer:
         )
         self.contents = {}
 
-    def content_for(self, method, layer, detail, kind, map=None, params=None, labels=None):  # noqa: A002
+    def content_for(self, method, layer, detail, kind, map=None, params=None, labels=None,  # noqa: A002
+                    scale=None):
         tag = md.make_tag(method, layer, detail)
-        content = md.make_content(method, layer, md.split_tag(tag)[2], kind, map=map, params=params, labels=labels)
+        content = md.make_content(method, layer, md.split_tag(tag)[2], kind, map=map, params=params, labels=labels,
+                                  scale=scale)
         return tag, content
 
     def images(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None,  # noqa: A002
-               description=""):
+               description="", scale=None):
         """Write ``images`` as the blob sequence ``method/layer/detail`` at ``step``; returns the tag."""
-        tag, content = self.content_for(method, layer, detail, kind, map=map, params=params, labels=labels)
+        tag, content = self.content_for(method, layer, detail, kind, map=map, params=params, labels=labels,
+                                        scale=scale)
+        self._check_fixed(tag, content)
+        with self._writer.as_default():
+            write_images(tag, images, step, content, description)
+        return tag
+
+    def document(self, tag, kind, document, step):
+        """Write ``document`` (a dict from ``md.make_walk`` / ``md.make_step_info``) as JSON at ``step``."""
+        if kind not in md.JSON_KINDS:
+            raise ValueError(f"kind {kind!r} is not a document kind ({', '.join(md.JSON_KINDS)})")
+        method, layer, detail = md.split_tag(tag)
+        content = md.make_content(method, layer, detail, kind)
+        self._check_fixed(tag, content)
+        blob = md.encode_content(document)
+        with self._writer.as_default():
+            tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=int(step),
+                             metadata=summary_metadata(content))
+        return tag
+
+    def _check_fixed(self, tag, content):
         known = self.contents.get(tag)
         if known is None:
             self.contents[tag] = content
@@ -110,9 +134,6 @@ class Writer:
                 f"tag {tag!r} was first written with content {known} and now with {content}; "
                 f"the content of a tag is fixed (TensorBoard keeps only the first), use another tag."
             )
-        with self._writer.as_default():
-            write_images(tag, images, step, content, description)
-        return tag
 
     def flush(self):
         self._writer.flush()

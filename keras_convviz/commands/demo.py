@@ -96,7 +96,8 @@ def run(args):
     print(f"convviz demo: training the demo CNN on {args.images} synthetic images for {args.epochs} epochs; "
           f"logging {', '.join(methods)} for {args.probes} probe images ({names}) to {args.logdir}")
     cb = ConvVizCallback(args.logdir, probes, methods=methods, heldout=heldout, maps=6,
-                         layers={"deconv": blocks, "topk": blocks[-2:]}, targets=[int(c) for c in probe_labels])
+                         layers={"deconv": blocks, "topk": blocks[-2:]}, targets=[int(c) for c in probe_labels],
+                         class_names=demo.CLASS_NAMES)
     tensorboard = keras.callbacks.TensorBoard(log_dir=args.logdir, write_graph=False)
     start = time.perf_counter()
     demo.train(model=model, n=args.images, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1,

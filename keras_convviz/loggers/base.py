@@ -20,10 +20,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tb_plugin import metadata as md
+
 from .. import render
+from ..checks import class_index, option_values
 from ..graph import Graph
 
-__all__ = ["LogContext", "MethodLogger", "check_options", "json_params", "heatmap_images", "projection_images",
+__all__ = ["LogContext", "MethodLogger", "ScaledImages", "check_options", "json_params", "heatmap_images",
+           "projection_images",
            "probe_labels", "target_param"]
 
 
@@ -62,7 +66,8 @@ class LogContext:
 
 
 def check_options(fn, options, fixed, consumed):
-    """Unknown options, or ones the callback sets itself, are configuration errors."""
+    """Unknown options, ones the callback sets itself, or bad values (``samples=0``) are configuration errors."""
+    option_values(options, getattr(fn, "__name__", "method"))
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -96,17 +101,51 @@ def json_params(params):
     return out
 
 
-def heatmap_images(maps, size):
-    """``(N, h, w)`` maps -> inferno RGB images at ``size``, each min-max normalized."""
-    maps = np.asarray(maps)
+@dataclasses.dataclass(frozen=True)
+class ScaledImages:
+    """Pictures of maps with what their colours mean, for the dashboard's colour bars.
+
+    ``images``: RGB uint8 pictures; ``ranges`` ``(N, 2)``: the values the low
+    and high ends of the colour map stand for in each picture; ``scale``: the
+    tag's ``tb_plugin.metadata.make_scale`` dict. ``MethodLogger.write``
+    unpacks it.
+    """
+
+    images: list
+    ranges: np.ndarray
+    scale: dict
+
+    def __len__(self):
+        return len(self.images)
+
+    def __iter__(self):
+        return iter(self.images)
+
+
+def heatmap_images(maps, size, signed=False, meaning=""):
+    """``(N, h, w)`` maps -> RGB images at ``size``: inferno, each min-max normalized, or for
+    ``signed`` maps the diverging palette, symmetric about 0 (white = 0)."""
+    maps = np.asarray(maps, np.float64)
     if maps.ndim == 4 and maps.shape[-1] == 1:
         maps = maps[..., 0]
-    return [render.heatmap(render.upsample(m, size)) for m in maps]
+    if signed:
+        top = np.abs(maps).reshape(len(maps), -1).max(axis=1)
+        return ScaledImages([render.signed_heatmap(render.upsample(m, size)) for m in maps],
+                            np.stack([-top, top], 1),
+                            md.make_scale("diverging", "symmetric per image: white = 0, red > 0, blue < 0", meaning))
+    flat = maps.reshape(len(maps), -1)
+    return ScaledImages([render.heatmap(render.upsample(m, size)) for m in maps],
+                        np.stack([flat.min(axis=1), flat.max(axis=1)], 1),
+                        md.make_scale("inferno", "min-max per image", meaning))
 
 
 def projection_images(images):
-    """Input-space projections -> RGB images, zero at mid-grey."""
-    return [render.projection_image(p) for p in np.asarray(images)]
+    """Input-space projections -> RGB images, zero at mid-grey (Zeiler & Fergus contrast normalization)."""
+    images = np.asarray(images, np.float64)
+    top = np.abs(images).reshape(len(images), -1).max(axis=1)
+    return ScaledImages([render.projection_image(p) for p in images], np.stack([-top, top], 1),
+                        md.make_scale("grey", "per image: 0 mid-grey, +-max |value| white / black",
+                                      "signed contribution of each input pixel"))
 
 
 def probe_labels(n):
@@ -117,9 +156,9 @@ def target_param(targets):
     """The ``targets=`` argument as a JSON param."""
     if targets is None:
         return "predicted"
-    if isinstance(targets, numbers.Integral):
-        return int(targets)
-    return [int(t) for t in targets]
+    if isinstance(targets, (numbers.Number, np.generic)):
+        return class_index(targets)  # 2 or 2.0; the callback refused anything else in on_train_begin
+    return [class_index(t) for t in np.asarray(targets).reshape(-1)]
 
 
 class MethodLogger:
@@ -169,6 +208,9 @@ class MethodLogger:
         raise NotImplementedError
 
     def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002
+        scale = ranges = None
+        if isinstance(images, ScaledImages):  # colour scale and value ranges for the dashboard's colour bars
+            images, ranges, scale = images.images, images.ranges, images.scale
         self.ctx.write(self.name, layer, detail, images, step, kind, map=map, params=json_params(params or {}),
-                       labels=labels)
+                       labels=labels, scale=scale, ranges=ranges)
 

@@ -11,10 +11,12 @@ import numbers
 
 import numpy as np
 
+from tb_plugin import metadata as md
+
 from .. import render
 from ..checks import count, indices, positive_int
 from ..fields import receptive_fields
-from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
+from .base import MethodLogger, ScaledImages, heatmap_images, probe_labels, projection_images, target_param
 
 __all__ = ["DeconvLogger", "OcclusionLogger", "BoxFilterLogger", "TopKLogger"]
 
@@ -72,13 +74,20 @@ class OcclusionLogger(MethodLogger):
         labels = probe_labels(len(ctx.probe))
         for layer in self.layers:
             res = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **opts)
-            # Low probability where the occluder hides what matters: show 1 - p, so bright = important
-            # (min-max per image, like every heatmap: a robust model's drops can be small).
-            self.write(layer, "probability", heatmap_images(1.0 - np.asarray(res.probability), (h, w)), step,
-                       "heatmap", params=dict(params, shown="1 - probability of the target, min-max scaled"),
-                       labels=labels)
-            self.write(layer, "activation", heatmap_images(res.activation, (h, w)), step, "heatmap",
-                       params=dict(params, shown="total activation of the strongest map"), labels=labels)
+            # Both panels in one direction: the drop from the unoccluded value, so bright = occluding
+            # here lowers it = what matters (min-max per image; the colour bar gives the real drops).
+            for name, meaning in (("probability", "drop in the target's probability when occluded here"),
+                                  ("activation", "drop in the strongest map's total activation when occluded here")):
+                drop = occlusion_drop(res, name)
+                self.write(layer, name, heatmap_images(drop, (h, w), meaning=meaning), step, "heatmap",
+                           params=dict(params, shown=meaning + " (bright = important)"), labels=labels)
+
+
+def occlusion_drop(result, name):
+    """``base - value`` per occluder position of an occlusion map: positive where occluding lowers it."""
+    value = np.asarray(getattr(result, name), np.float64)
+    base = np.asarray(getattr(result, "base_" + name), np.float64).reshape(len(value), 1, 1)
+    return base - value
 
 
 class BoxFilterLogger(MethodLogger):
@@ -102,7 +111,10 @@ class BoxFilterLogger(MethodLogger):
             maps = res.maps[res.layer]
             for kind in ("ratio", "fraction"):
                 m = np.asarray(getattr(maps, kind), np.float64)
-                self.write(layer, kind, [render.heatmap(render.upsample(m, (h, w)), normalized=True)], step, kind,
+                picture = ScaledImages([render.heatmap(render.upsample(m, (h, w)), normalized=True)],
+                                       np.array([[0.0, 1.0]]),
+                                       md.make_scale("inferno", "as is, 0 to 1", f"box-filter {kind} of the crop"))
+                self.write(layer, kind, picture, step, kind,
                            params={"crop_xywh": list(crop), "mode": "forward"}, labels=[f"crop x,y,w,h={crop}"])
 
 
@@ -136,17 +148,35 @@ class TopKLogger(MethodLogger):
                     self.write(layer, f"map{m:04d}", patches, step, "patches", map=int(m),
                                params={"k": self.k, "heldout": int(len(ctx.heldout))},
                                labels=[f"#{j + 1}" for j in range(self.k)])
+                    # the same patches' deconv projections (fig. 2's left half), for the dashboard's unit page
+                    self.write(layer, f"map{m:04d}_projections", self.projections(res, layer, m), step, "patches",
+                               map=int(m), params={"k": self.k, "heldout": int(len(ctx.heldout)),
+                                                   "of": "deconv projections of the patches"},
+                               labels=[f"#{j + 1}" for j in range(self.k)])
+
+    def rows(self, result, m):
+        """``(image_index, y, x)`` of map ``m``'s top activations found so far."""
+        return [(int(i), int(y), int(x)) for i, (y, x) in zip(np.asarray(result.image_ids[m]),
+                                                               np.asarray(result.positions[m])) if int(i) >= 0]
+
+    def crop(self, image, field, y, x):
+        """The receptive field of unit ``(y, x)`` cut from ``image``, padded to the field's size."""
+        h, w = self.ctx.image_size
+        y0, y1, x0, x1 = field.window(y, x, clip_to=(h, w))
+        piece = image[y0:y1, x0:x1]
+        patch = np.zeros((min(field.size[0], h), min(field.size[1], w), 3), np.uint8)
+        patch[:piece.shape[0], :piece.shape[1]] = piece
+        return patch
 
     def patches(self, result, field, m):
         """The receptive-field patches of map ``m``'s top activations, padded to the field's size."""
-        h, w = self.ctx.image_size
-        out = []
-        for i, (y, x) in zip(np.asarray(result.image_ids[m]), np.asarray(result.positions[m])):
-            if int(i) < 0:  # fewer images than k so far
-                continue
-            y0, y1, x0, x1 = field.window(int(y), int(x), clip_to=(h, w))
-            piece = self.ctx.heldout_display[int(i)][y0:y1, x0:x1]
-            patch = np.zeros((min(field.size[0], h), min(field.size[1], w), 3), np.uint8)
-            patch[:piece.shape[0], :piece.shape[1]] = piece
-            out.append(patch)
-        return out
+        return [self.crop(self.ctx.heldout_display[i], field, y, x) for i, y, x in self.rows(result, m)]
+
+    def projections(self, result, layer, m):
+        """Each top activation's own deconv projection, cropped like its patch."""
+        from ..methods.deconv import deconv_units
+
+        rows = self.rows(result, m)
+        units = np.array([[i, y, x, m] for i, y, x in rows], np.int64)
+        pictures = projection_images(deconv_units(self.ctx.graph, self.ctx.heldout, layer, units))
+        return [self.crop(p, self.fields[layer], y, x) for p, (_, y, x) in zip(pictures, rows)]

@@ -9,6 +9,8 @@ models' regularizers: Yosinski et al. 2015 arXiv:1506.06579.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import indices
 from ..select import num_classes, score_step
 from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
@@ -22,15 +24,24 @@ class ClassScoreLogger(MethodLogger):
 
     kind = "heatmap"
     detail = "heatmap"
+    signed = False
+    meaning = "|gradient| of the explained class score"
 
     def configure(self):
         super().configure()
         self.score_layer = score_step(self.ctx.graph).name
 
+    def as_map(self, out):
+        """The method's output as one map per image ``(N, H, W)``."""
+        return out
+
     def log(self, step):
         ctx = self.ctx
         out = self.fn(ctx.graph, ctx.probe, ctx.targets, **self.options)
-        images = heatmap_images(out, ctx.image_size) if self.kind == "heatmap" else projection_images(out)
+        if self.kind == "heatmap":
+            images = heatmap_images(self.as_map(out), ctx.image_size, signed=self.signed, meaning=self.meaning)
+        else:
+            images = projection_images(out)
         self.write(self.score_layer, self.detail, images, step, self.kind,
                    params=dict(self.options, target=target_param(ctx.targets)), labels=probe_labels(len(images)))
 
@@ -66,10 +77,17 @@ class GuidedLogger(ClassScoreLogger):
 
 
 class IntegratedLogger(ClassScoreLogger):
-    """Integrated gradients (Sundararajan et al. 2017, arXiv:1703.01365), shown as a projection."""
+    """Integrated gradients (Sundararajan et al. 2017, arXiv:1703.01365), a signed map (diverging colours).
 
-    kind = "projection"
-    detail = "image"
+    Attributions are summed over the colour channels: the map's total is the
+    score difference to the baseline (completeness), red raises the score.
+    """
+
+    signed = True
+    meaning = "attribution summed over channels: red raises the explained score, blue lowers it"
+
+    def as_map(self, out):
+        return np.asarray(out, np.float64).sum(axis=-1)
 
     def load(self):
         from ..methods.gradients import integrated_gradients
@@ -88,8 +106,9 @@ class GradCAMLogger(MethodLogger):
         return gradcam
 
     def default_layers(self):
-        convs = self.ctx.graph.conv_steps()
-        return [convs[-1].name] if convs else []
+        from ..methods.gradcam import default_layer
+
+        return [default_layer(self.ctx.graph, self.options.get("output"))]
 
     def log(self, step):
         ctx = self.ctx
