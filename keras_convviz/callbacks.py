@@ -179,6 +179,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         self._last_epoch = None
         self._global_batch = 0
         self._configured = False
+        self.unwritable = None  # why log_dir could not be written (then logging is off)
 
     # -- configuration ------------------------------------------------------
     def _check_arguments(self):
@@ -291,8 +292,8 @@ class ConvVizCallback(keras.callbacks.Callback):
             self.timings.setdefault(name, []).append(time.perf_counter() - start)
         self._logged_once.add(name)
 
-    def log(self, step):
-        """Compute and write every configured method at ``step`` (failures warn once)."""
+    def _open_writer(self, step):
+        """The summary writer (created at the first log) and the probe images, written once."""
         if self._writer is None:
             from .summary import Writer
 
@@ -301,12 +302,33 @@ class ConvVizCallback(keras.callbacks.Callback):
             method, layer, detail = md.split_tag(md.INPUT_TAG)
             self._write(method, layer, detail, list(self.probe_display), step, "input",
                         labels=probe_labels(len(self.probe)))
+        self._writer.flush()  # fails here, once, when log_dir cannot be written
+
+    def _stop_writing(self, err, step):
+        """Warn once that ``log_dir`` cannot be written; every later log is skipped."""
+        self.unwritable = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        warnings.warn(f"ConvVizCallback: cannot write to log_dir {self.log_dir!r} at step {step} "
+                      f"({self.unwritable}); logging is off for the rest of training", RuntimeWarning, stacklevel=3)
+        self._writer = None
+
+    def log(self, step):
+        """Compute and write every configured method at ``step`` (failures warn once)."""
+        if getattr(self, "unwritable", None) is not None:
+            return  # the log_dir cannot be written: warned once, training goes on
+        try:
+            self._open_writer(step)
+        except Exception as err:  # an unwritable log_dir (OSError, tf.errors.*) must never stop model.fit
+            self._stop_writing(err, step)
+            return
         for name, logger in self.loggers.items():
             if name not in self.failed and not (logger.once and name in self._logged_once):
                 self._log_one(name, logger, step)
         if "dashboard" not in self.failed:
             self._write_documents(step)
-        self._writer.flush()
+        try:
+            self._writer.flush()
+        except Exception as err:  # the disk filled up or the folder went away during training
+            self._stop_writing(err, step)
         self._last_logged = step
 
     # -- keras hooks ---------------------------------------------------------
@@ -335,6 +357,9 @@ class ConvVizCallback(keras.callbacks.Callback):
                     self.log(last)
         finally:
             if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+                writer, self._writer = self._writer, None
+                try:
+                    writer.close()
+                except Exception as err:  # logging never kills training, not even at its end
+                    self._stop_writing(err, "the end")
                 # a later fit() continues the same tags with the same content

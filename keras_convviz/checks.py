@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 __all__ = ["positive_int", "non_negative_int", "check_bool", "finite_float", "count", "indices",
-           "resolve_targets"]
+           "class_index", "resolve_targets", "OPTION_CHECKS", "option_values"]
 
 
 def _integral(value):
@@ -109,6 +109,19 @@ def indices(spec, limit, what, unique=False):
     return idx
 
 
+def class_index(value, what="target") -> int:
+    """One class index as an int: an integer, or an integral float (``2.0``, ``np.float64(2.0)``).
+
+    We accept integral floats (a class read from a float array is common
+    and unambiguous) and refuse fractions (``1.5``), NaN/Inf, booleans,
+    strings and anything else with a ``ValueError``: never truncation.
+    """
+    number = _integral(value) if isinstance(value, (numbers.Real, np.generic)) else None
+    if number is None:
+        raise ValueError(f"{what} {value!r} is not a class index; give an integer such as 0, 1, 2.")
+    return number
+
+
 def resolve_targets(target, n, classes, predicted=None):
     """``target`` (int, list of one per image, or None) -> int64 array ``(n,)``.
 
@@ -121,14 +134,51 @@ def resolve_targets(target, n, classes, predicted=None):
     if target is None:
         if predicted is None:
             return np.full((n,), -1, np.int64)
-        out = np.asarray(predicted, np.int64).reshape(-1)
-    elif isinstance(target, numbers.Integral) and not isinstance(target, (bool, np.bool_)):
-        out = np.full((n,), int(target), np.int64)
+        return np.asarray(predicted, np.int64).reshape(-1)
+    if isinstance(target, (numbers.Number, np.generic, str, bytes)):
+        wanted = [class_index(target)] * n
     else:
-        out = np.asarray(list(target), np.int64).reshape(-1)
-        if out.shape[0] != n:
-            raise ValueError(f"target has {out.shape[0]} entries for {n} images; give one per image.")
-    bad = out[(out < 0) | (out >= limit)]
-    if bad.size:
-        raise ValueError(f"target {int(bad[0])} is outside the model's classes 0..{limit - 1}.")
-    return out
+        try:
+            items = list(np.asarray(target).reshape(-1)) if isinstance(target, np.ndarray) else list(target)
+        except TypeError:
+            raise ValueError(f"target must be a class index, a list of one per image, or None; "
+                             f"got {target!r}") from None
+        wanted = [class_index(t) for t in items]
+        if len(wanted) != n:
+            raise ValueError(f"target has {len(wanted)} entries for {n} images; give one per image.")
+    bad = [t for t in wanted if not 0 <= t < limit]
+    if bad:
+        raise ValueError(f"target {bad[0]} is outside the model's classes 0..{limit - 1}.")
+    return np.asarray(wanted, np.int64).reshape(n)
+
+
+# Method options checked by name, with the check the method itself runs, so
+# that the callback refuses a bad value in on_train_begin (before an epoch is
+# spent) with the method's own message. Options not listed here (patch,
+# stride, baseline, ...) are checked by the method at its first log.
+OPTION_CHECKS = {
+    "samples": positive_int,
+    "steps": positive_int,
+    "batch_size": positive_int,
+    "k": positive_int,
+    "jitter": non_negative_int,
+    "blur_every": non_negative_int,
+    "noise": finite_float,
+    "l2": finite_float,
+    "tv": finite_float,
+    "lr": lambda value, what: finite_float(value, what, 0.0, allow_equal=False),
+    "blur_sigma": lambda value, what: finite_float(value, what, 0.0, allow_equal=False),
+    "joint": check_bool,
+}
+
+
+def option_values(options, method) -> dict:
+    """Method options (a dict) with each value in :data:`OPTION_CHECKS` checked; ``None`` means the default."""
+    for name, value in options.items():
+        check = OPTION_CHECKS.get(name)
+        if check is not None and value is not None:
+            try:
+                check(value, name)
+            except ValueError as err:
+                raise ValueError(f"option {name}={value!r} of {method!r}: {err}") from None
+    return dict(options)

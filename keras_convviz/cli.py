@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 import traceback
 
@@ -46,32 +47,73 @@ def build_parser():
     return parser
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM as an exception, so that every ``finally`` runs (``media.atomic_write``
+    removes its temporary file) before the command exits with ``128 + signal``."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        self.name = signal.Signals(signum).name
+
+
+def _raise_interrupted(signum, frame):
+    for number in _SIGNALS:  # the first signal wins: clean-up runs undisturbed by a second one
+        signal.signal(number, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def main(argv=None):
+    """The one error boundary of ``convviz``: every exit code and one-line message is decided here.
+
+    0 success; 2 bad input or an OS error (a full disk, a read-only place,
+    an ``--out`` below a file); 130/143 SIGINT/SIGTERM, at any moment from
+    here on, imports included; 1 a bug of ours.
+    """
+    saved = {number: signal.signal(number, _raise_interrupted) for number in _SIGNALS}
+    # over a file-size limit (ulimit -f) a write fails with EFBIG, an OSError, instead of killing us
+    saved[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # a usage error (its one line printed) or --help: exit code, as for run()
-        return stop.code if isinstance(stop.code, int) else 2
-    _import_tensorflow_quietly()
-    _quiet_logs()
-    try:
-        return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print("convviz: interrupted", file=sys.stderr)
+        return _run(argv)
+    except Interrupted as stop:
+        print(f"convviz: interrupted ({stop.name})", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a library's own SIGINT handling
+        print("convviz: interrupted (SIGINT)", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        if debug:
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def _run(argv):
+    command = next((a for a in argv if not a.startswith("-")), "")
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as stop:  # a usage error (its one line printed) or --help: exit code, as for run()
+            return stop.code if isinstance(stop.code, int) else 2
+        command = args.command
+        _import_tensorflow_quietly()
+        _quiet_logs()
+        return int(args.run(args) or 0)
+    except (ValueError, OSError) as err:  # OSError: EFBIG/ENOSPC, EROFS, EACCES, ENOTDIR, ...
+        if "--debug" in argv:
             traceback.print_exc()
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"convviz {args.command}: error: {message}", file=sys.stderr)
+        print(f"convviz {command}: error: {message}", file=sys.stderr)
         return 2
     except Exception as err:  # a bug of ours: say so, briefly
-        if debug:
+        if "--debug" in argv:
             traceback.print_exc()
         else:
-            print(f"convviz {args.command}: internal error: {type(err).__name__}: {err} "
+            print(f"convviz {command}: internal error: {type(err).__name__}: {err} "
                   f"(rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 

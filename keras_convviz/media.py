@@ -8,15 +8,20 @@ never leaves a half-written PNG or GIF behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+import threading
+import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "MAX_PIXELS",
+    "open_image",
     "read_image",
     "read_frame",
     "read_input",
@@ -54,26 +59,82 @@ def _check_file(path, what):
         raise ValueError(f"{what} {path!r} is not a file")
 
 
-def read_image(path, frame=0):
-    """An image file (PNG, JPEG, ...) as RGB uint8 ``(H, W, 3)``.
+# The largest image (in pixels) any reader decodes; more is refused as a
+# decompression bomb. Change it here, or pass ``max_pixels=`` to a reader.
+MAX_PIXELS = 89_478_485  # PIL's own default: 256 MiB of RGB, about 9459 x 9459
+
+
+@contextlib.contextmanager
+def open_image(path, max_pixels=None):
+    """The one image-reading gate: ``Image.open`` whose every failure is a ``ValueError``.
+
+    Decoder errors of any type, PIL's ``DecompressionBombWarning`` and
+    ``DecompressionBombError``, and images above ``max_pixels`` (default
+    :data:`MAX_PIXELS`) all become ``ValueError("cannot read image ...")``.
+    The size is checked from the header, before any pixel is decoded.
+    """
+    path = os.fspath(path)
+    _check_file(path, "image")
+    limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    try:
+        with _pil_limit(limit):
+            img = Image.open(path)  # reads the header only
+        with img:
+            width, height = img.size
+            if width * height > limit:
+                raise ValueError(f"{width}x{height} pixels is over the limit of {limit} pixels "
+                                 f"(media.MAX_PIXELS); a decompression bomb?")
+            yield img
+    except _Ours:
+        raise
+    except Exception as err:  # any decoder failure, DecompressionBombWarning/Error included
+        raise ValueError(f"cannot read image {path!r}: {_first_line(err)}") from None
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pil_limit(limit):
+    """PIL's own bomb check at ``limit`` while a header is read, its warning an error.
+
+    PIL keeps its limit in a global (``Image.MAX_IMAGE_PIXELS``); the lock
+    keeps readers on other threads (tf.data generators) from restoring it wrongly.
+    """
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+class _Ours(ValueError):
+    """A message of ours raised inside the gate: passed through as it is."""
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_image(path, frame=0, max_pixels=None):
+    """An image file (PNG, JPEG, ...) as RGB uint8 ``(H, W, 3)``, through :func:`open_image`.
 
     ``frame`` picks a frame of a multi-frame image (animated GIF/PNG, TIFF).
     """
     path = os.fspath(path)
-    _check_file(path, "image")
-    try:
-        with Image.open(path) as img:
-            count = getattr(img, "n_frames", 1)
-            if frame >= count:
-                raise ValueError(
-                    f"frame {frame} is past the end of {path!r}, which has {count} "
-                    f"frame{'s' if count != 1 else ''} (0..{count - 1})"
-                )
-            img.seek(frame)
-            img.load()
-            return _to_rgb8(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as err:
-        raise ValueError(f"cannot read image {path!r}: {err}") from None
+    with open_image(path, max_pixels) as img:
+        count = getattr(img, "n_frames", 1)
+        if frame >= count:
+            raise _Ours(
+                f"frame {frame} is past the end of {path!r}, which has {count} "
+                f"frame{'s' if count != 1 else ''} (0..{count - 1})"
+            )
+        img.seek(frame)
+        img.load()
+        return _to_rgb8(img)
 
 
 def _open_video(path):
@@ -122,10 +183,11 @@ def read_input(path, frame=None):
     if int(frame) < 0:
         raise ValueError(f"frame must be a frame number >= 0, got {frame!r}")
     _check_file(os.fspath(path), "input")
-    try:  # an image file (possibly multi-frame) with a frame number
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    try:  # an image file (possibly multi-frame) with a frame number; read_image checks the rest
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.open(path).close()
+    except Exception:  # UnidentifiedImageError, OSError, DecompressionBombError, ...
         raise ValueError(
             f"cannot read {os.fspath(path)!r}: not an image, and not a video "
             f"({' '.join(VIDEO_EXTENSIONS)})"
@@ -146,16 +208,25 @@ def atomic_write(path, data):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convviz-", suffix=".part")
-    try:
+    tmp = None
+    try:  # any exit (an OSError, KeyboardInterrupt, the CLI's SIGTERM exception) removes the temporary
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convviz-", suffix=".part")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def _umask():
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _as_uint8(image):

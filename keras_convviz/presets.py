@@ -27,11 +27,19 @@ class Preset:
     deprocess: Callable
     class_names: Optional[Sequence[str]]
     default_layers: Sequence[str]
+    mean_pixel: Sequence[float] = (127.5, 127.5, 127.5)  # RGB; its preprocessed value fills letterbox margins
 
     @property
     def input_size(self):
+        """The model input ``(H, W)``; ``None`` entries for a flexible-size model."""
         shape = self.model.inputs[0].shape
-        return int(shape[1]), int(shape[2])
+        return tuple(None if d is None else int(d) for d in shape[1:3])
+
+    def placement(self, image, fit="pad"):
+        """Where ``image`` (an RGB array) goes in the model input: a :class:`fit.Placement`."""
+        from .fit import place
+
+        return place(np.asarray(image).shape[:2], self.input_size, fit)
 
     def class_name(self, index):
         index = int(index)
@@ -39,12 +47,19 @@ class Preset:
             return self.class_names[index]
         return f"class {index}"
 
-    def prepare(self, images):
-        """RGB uint8 images (a list or batch, any size) -> a model-ready batch."""
-        from .media import resize
+    def prepare(self, images, fit="pad"):
+        """RGB uint8 images (a list or batch, any size) -> a model-ready batch.
 
-        batch = np.stack([resize(np.asarray(im), self.input_size) for im in images])
-        return np.asarray(self.preprocess(batch.astype(np.float32)), np.float32)
+        ``fit``: ``"pad"`` (letterbox on the preprocessed mean pixel, the
+        default), ``"crop"`` or ``"stretch"`` (see :mod:`keras_convviz.fit`). A
+        flexible-size model runs at the first image's size (capped).
+        """
+        from .fit import fit_input, neutral_fill, place
+
+        images = [np.asarray(im) for im in images]
+        size = self.placement(images[0], fit).size if images else self.input_size
+        fill = neutral_fill(self.preprocess, self.mean_pixel)
+        return np.stack([fit_input(im, place(im.shape[:2], size, fit), self.preprocess, fill) for im in images])
 
 
 def imagenet_class_names():
@@ -65,6 +80,9 @@ def imagenet_class_names():
     with open(path) as f:
         index = json.load(f)
     return [index[str(i)][1] for i in range(len(index))]
+
+
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # the caffe models' mean pixel: preprocessed, exactly 0
 
 
 def _caffe_preprocess(x):
@@ -120,17 +138,21 @@ def _application(builder, name, weights, size):
         raise ValueError(f"could not load weights {weights!r} into {name}: {err}") from None
 
 
-def load(name, weights="imagenet", size=None):
+def load(name, weights="imagenet", size=None, seed=0):
     """Build a preset by name (``vgg16``, ``mobilenet``, ``demo``) or model file path.
 
     ``weights`` is ``"imagenet"`` (downloaded the usual Keras way), ``"none"``
     or a weights file. ``size`` overrides the input ``(H, W)`` of the
-    keras.applications models (224 by default).
+    keras.applications models (224 by default). With ``weights="none"`` the
+    untrained weights are drawn after ``keras.utils.set_random_seed(seed)``,
+    so the same seed gives the same model every time.
     """
     import keras
 
     from .graph import walk
 
+    if _weights_arg(weights) is None:
+        keras.utils.set_random_seed(int(seed))
     key = str(name).lower()
     if key == "vgg16":
         size = tuple(size or (224, 224))
@@ -151,7 +173,11 @@ def load(name, weights="imagenet", size=None):
         else:
             model = demo.build_model()
             if chosen is not None:
-                model.load_weights(chosen)
+                try:
+                    model.load_weights(chosen)
+                except Exception as err:  # a corrupt or mismatched file: h5py OSError, Keras ValueError, ...
+                    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                    raise ValueError(f"could not load weights {chosen!r} into demo: {reason}") from None
         pre, de, classes = _unit_preprocess, _unit_deprocess, list(demo.CLASS_NAMES)
     elif key.endswith((".keras", ".h5")) or os.path.sep in key or os.path.exists(name):
         model = _load_file(name)
@@ -162,7 +188,8 @@ def load(name, weights="imagenet", size=None):
         )
     graph = walk(model)
     defaults = graph.block_ends()
-    return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults)
+    mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.5, 127.5, 127.5)
+    return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults, mean)
 
 
 def _load_file(path):

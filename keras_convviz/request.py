@@ -21,7 +21,7 @@ from .checks import positive_int, resolve_targets
 from .graph import Graph, Step, walk
 from .select import predicted_classes, score_step
 
-__all__ = ["Request", "prepare", "as_batch", "chunks", "accumulate"]
+__all__ = ["Request", "prepare", "check_model", "as_batch", "chunks", "accumulate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Request:
         return chunks(self.n, self.batch_size)
 
 
-def prepare(model, inputs, target=None, output=None, batch_size=32, scores=True) -> Request:
+def prepare(model, inputs, target=None, output=None, batch_size=32, scores=True, fixed_size=True) -> Request:
     """Validate ``inputs`` (and, with ``scores``, ``target``/``output``) once.
 
     Args:
@@ -66,24 +66,43 @@ def prepare(model, inputs, target=None, output=None, batch_size=32, scores=True)
       output: index or name of the output to explain (multi-output models).
       batch_size: model inputs per compiled call.
       scores: the method explains a class score (False: a layer, no target).
+      fixed_size: the method needs a model with a fixed input size
+        (:func:`check_model`; only ``capture`` runs without one).
     """
     batch_size = positive_int(batch_size, "batch_size")
     graph = walk(model)
+    head = check_model(graph, scores=scores, output=output, fixed_size=fixed_size)
     x = as_batch(graph, inputs)
     if not scores:
         return Request(graph, x, batch_size=batch_size)
-    head = class_score_step(graph, output)
     targets = resolve_targets(target, x.shape[0], int(head.output_shape[-1]))
     return Request(graph, x, head, targets, batch_size)
+
+
+def check_model(graph, scores=True, output=None, fixed_size=True) -> Optional[Step]:
+    """The model-capability check every method runs before compiling anything.
+
+    ``fixed_size``: the model takes a fixed ``(H, W, C)`` input (occlusion
+    grids, Grad-CAM upsampling, deconv canvases and the compiled signatures
+    need it). ``scores``: the explained output is a ``(N, classes)`` class
+    score vector (not a feature map); returns that step (None without ``scores``).
+    """
+    if fixed_size and (len(graph.input_shape) != 3 or any(d is None for d in graph.input_shape)):
+        raise ValueError(
+            f"model {graph.model.name!r} takes inputs of shape {tuple(graph.input_shape)}; this method needs "
+            f"a fixed (H, W, C) image input: rebuild it with keras.Input(shape=(H, W, C)) and the same weights."
+        )
+    return class_score_step(graph, output) if scores else None
 
 
 def class_score_step(graph, output=None):
     """The class-score step, refusing outputs that are not a ``(N, classes)`` vector."""
     head = score_step(graph, output)
-    if len(head.output_shape) != 1:
+    if len(head.output_shape) != 1 or head.output_shape[-1] is None:
         raise ValueError(
             f"output layer {head.name!r} has shape {head.output_shape}; this method explains "
-            f"a class score vector (N, classes). Pick a classification output with output=."
+            f"a class score vector (N, classes). Pick a classification output with output=, or explain "
+            f"a region of a spatial output with keras_convviz.select.region_score(model, box)."
         )
     return head
 

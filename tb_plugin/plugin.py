@@ -27,6 +27,8 @@ Bad or missing parameters answer 400, unknown runs, tags or blobs 404.
 
 from __future__ import annotations
 
+import base64
+import json
 import mimetypes
 import os
 import re
@@ -79,6 +81,42 @@ def image_mime_type(data):
 
 class _BadRequest(Exception):
     pass
+
+
+def readable_content(time_series):
+    """A tag's parsed ConvViz content, or None: any failure means "not ours".
+
+    Hostile or foreign content may fail in any way (deeply nested JSON raises
+    RecursionError, odd types TypeError, ...); the listing skips the tag.
+    """
+    try:
+        content = metadata.parse_content(time_series.plugin_content)
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError-free: anything the parser raises
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def check_blob_key(key):
+    """Refuse a Python-loader blob key (``--load_fast=false``) whose fields have the wrong type or range.
+
+    That loader's key is URL-safe base64 of JSON ``[experiment, plugin, run,
+    tag, step, index]`` and it indexes the stored tensor with ``index`` as
+    given: a float, a list or null would serve arrays or crash. The Rust
+    loader's keys are opaque: anything that does not decode to that list is
+    left to the data provider to accept or refuse.
+    """
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(key + "==").decode("ascii"))
+    except Exception:  # noqa: BLE001 - not a Python-loader key
+        return
+    if not isinstance(fields, list) or len(fields) != 6:
+        return
+    _, plugin, run, tag, step, index = fields
+    if plugin != metadata.PLUGIN_NAME or not isinstance(run, str) or not isinstance(tag, str):
+        raise _BadRequest("blob key is not a ConvViz blob")
+    for name, value in (("step", step), ("index", index)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 62:
+            raise _BadRequest(f"blob key {name} must be an integer >= 0, got {value!r}")
 
 
 def _param(request, name):
@@ -139,9 +177,8 @@ class ConvVizPlugin(base_plugin.TBPlugin):
         for run, tag_map in mapping.items():
             tags = {}
             for tag, ts in (tag_map or {}).items():
-                try:
-                    content = metadata.parse_content(ts.plugin_content)
-                except (ValueError, TypeError, AttributeError):
+                content = readable_content(ts)
+                if content is None:
                     continue  # another writer's content: never break the listing
                 content["max_step"] = int(ts.max_step)
                 content["max_length"] = int(ts.max_length or 0)
@@ -161,10 +198,9 @@ class ConvVizPlugin(base_plugin.TBPlugin):
         ts = listing.get(run, {}).get(tag)
         if ts is None:
             raise errors.NotFoundError(f"no ConvViz data for run {run!r}, tag {tag!r}")
-        try:
-            content = metadata.parse_content(ts.plugin_content)
-        except (ValueError, TypeError, AttributeError) as err:
-            raise errors.NotFoundError(f"tag {tag!r} of run {run!r} has no readable ConvViz content: {err}")
+        content = readable_content(ts)
+        if content is None:
+            raise errors.NotFoundError(f"tag {tag!r} of run {run!r} has no readable ConvViz content")
         data = self._data_provider.read_blob_sequences(
             ctx,
             experiment_id=experiment,
@@ -206,16 +242,19 @@ class ConvVizPlugin(base_plugin.TBPlugin):
     def _serve_blob(self, request):
         try:
             key = _param(request, "key")
+            check_blob_key(key)
         except _BadRequest as err:
             return _text(request, str(err), 400)
         ctx = plugin_util.context(request.environ)
         try:
             data = self._data_provider.read_blob(ctx, blob_key=key)
+            if not isinstance(data, bytes):  # np.bytes_ is bytes; arrays, floats and None are not blobs
+                raise errors.NotFoundError(f"blob {key!r} is not an image")
         except errors.NotFoundError as err:
             return _text(request, f"unknown blob: {err}", 404)
         except errors.InvalidArgumentError as err:
             return _text(request, f"bad blob key: {err}", 400)
-        except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as err:
+        except (ValueError, TypeError, IndexError, KeyError, UnicodeError, RecursionError) as err:
             # the Python data provider raises these for keys it cannot decode
             return _text(request, f"bad blob key: {type(err).__name__}", 400)
         return http_util.Respond(request, data, image_mime_type(data), expires=3600)

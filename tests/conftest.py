@@ -13,6 +13,15 @@ import pytest
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+try:  # the fuzz suite's fixed profile (tests/test_fuzz.py): derandomized, bounded, no deadline (TF compiles)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("convviz", derandomize=True, deadline=None, database=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "convviz"))
+except ImportError:  # hypothesis is in the test extra; without it only test_fuzz.py is skipped
+    pass
+
 
 @pytest.fixture(scope="module")
 def demo_model():

@@ -40,7 +40,7 @@ def capture(model, inputs, layers) -> Capture:
     Returns a :class:`Capture` of numpy arrays. The pass is compiled once per
     model and set of layers and reused for any batch size.
     """
-    request = prepare(model, inputs, scores=False)
+    request = prepare(model, inputs, scores=False, fixed_size=False)  # any size a fully-convolutional model takes
     graph = request.graph
     names = [layers] if isinstance(layers, str) else list(layers)
     if not names:

@@ -28,6 +28,7 @@ from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, 
 __all__ = ["class_model", "ClassModel", "SCORES"]
 
 SCORES = ("logit", "log_probability")
+START_NOISE = 1e-2  # the default start's noise (times scale): the zero image is stuck on bias-free ReLU nets
 _INDICES = tf.TensorSpec((None,), tf.int64)
 
 
@@ -82,9 +83,9 @@ def _feature_goal(graph, layer, map) -> _Goal:
 def _class_goal(graph, head, target, score, output) -> _Goal:
     if target is None:
         raise ValueError("class_model needs target=CLASS (an int or a list, one image each)")
-    if isinstance(target, bool) or not isinstance(target, (numbers.Integral, list, tuple, np.ndarray)):
+    if isinstance(target, bool) or not isinstance(target, (numbers.Real, np.generic, list, tuple, np.ndarray)):
         raise ValueError(f"target must be a class index or a list of them, got {target!r}")
-    n = 1 if isinstance(target, numbers.Integral) else len(target)
+    n = 1 if isinstance(target, (numbers.Real, np.generic)) else np.asarray(target).size  # checks.resolve_targets
     if n == 0:
         raise ValueError("target is an empty list; give at least one class")
     index = resolve_targets(target, n, num_classes(graph, output))
@@ -152,9 +153,12 @@ def _final_fn(graph, head, goal):
 
 
 def _start(graph, settings, rng, init, n, noise):
-    """The starting batch: the zero image (plus noise), or ``init`` (one, or one per image)."""
+    """The starting batch: the zero image (plus noise), or ``init`` (one, or one per image).
+
+    ``noise=0`` still adds :data:`START_NOISE`: on a bias-free ReLU network the
+    zero image has an exactly zero gradient and the ascent would never move."""
     if init is None:
-        return settings.start(rng, (n,) + tuple(graph.input_shape), noise)
+        return settings.start(rng, (n,) + tuple(graph.input_shape), noise or START_NOISE)
     x = as_batch(graph, init)
     if len(x) == 1 and n > 1:
         x = np.repeat(x, n, axis=0)
@@ -188,7 +192,9 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
       layer, map: maximize the mean of feature map ``map`` (an int or one
         per image) of ``layer``'s pre-activation output instead of a class.
       init: a starting batch in input space instead of the zero image.
-      noise: Gaussian noise (times ``scale``) added to the start.
+      noise: Gaussian noise (times ``scale``) added to the start; 0 means
+        ``START_NOISE`` (1e-2), because the exact zero image is a fixed point
+        of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
         progress, optimizer, scale, centre: the shared options.

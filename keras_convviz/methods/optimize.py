@@ -62,7 +62,9 @@ import tensorflow as tf
 
 from ..checks import finite_float, non_negative_int, positive_int
 from ..probe import compiled, fast_conv_gradients, input_gradient, input_spec
+from ..progress import tracker
 from ..render import normalize, to_uint8
+from ..request import check_model
 
 __all__ = ["Settings", "check_settings", "check_iterations", "check_image_model", "input_range",
            "norm_penalty", "total_variation", "gaussian_kernel", "blur", "iteration_fn",
@@ -162,11 +164,7 @@ def check_image_model(graph):
             f"model {graph.model.name!r} has {len(graph.input_ids)} inputs; class_model and "
             f"invert need a single-input image model."
         )
-    if len(graph.input_shape) != 3 or any(d is None for d in graph.input_shape):
-        raise ValueError(
-            f"model {graph.model.name!r} takes inputs of shape {graph.input_shape}; class_model "
-            f"needs a fixed (H, W, C) image input (build it with keras.Input(shape=(H, W, C)))."
-        )
+    check_model(graph, scores=False)  # the one capability check: a fixed (H, W, C) input
 
 
 # ---------------------------------------------------------------- value ranges
@@ -271,11 +269,11 @@ def _update(optimizer, x, g, m, v, t, lr, scale, ascend):
     return x + sign * lr * scale * mhat / (tf.sqrt(vhat) + _EPS * scale), m, v
 
 
-def _signature(graph, extra_specs):
-    image = input_spec(graph)
+def _signature(graph, extra_specs, variable=None):
+    image = input_spec(graph) if variable is None else variable
     channel = tf.TensorSpec((None,), tf.float32)
     return [
-        image, image, image,  # x, Adam's m and v
+        image, image, image,  # x (or a parameterization's variable), Adam's m and v
         SCALAR,  # t: the iteration number from 1 (Adam's bias correction)
         tf.TensorSpec((2,), tf.int32),  # jitter shift
         tf.TensorSpec((), tf.bool),  # blur this iteration
@@ -287,7 +285,7 @@ def _signature(graph, extra_specs):
     ]
 
 
-def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend):
+def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend, image=None):
     """The compiled optimizer iteration for ``objective``, cached on the graph.
 
     ``objective(x, jittered, centre, scale, extra) -> (N,)`` is traced under
@@ -295,14 +293,26 @@ def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend):
     ``extra_specs``. ``key`` names the objective (with the optimizer added).
     The fn returns the updated, blurred and clipped ``x``, Adam's moments and
     the objective per image.
+
+    ``image`` (feature visualization, :mod:`.parameterize`): the optimized
+    variable is then a parameterization's (``image.spec``), ``image.view(p,
+    shift, t, low, high, centre, scale, extra) -> (x, seen)`` gives the
+    image and the transformed image the objective sees, the update is in the
+    variable's own units (``lr`` alone) and there is no blur or clip (the
+    parameterization stays in range).
     """
 
     def build():
-        @tf.function(input_signature=_signature(graph, extra_specs), autograph=False)
+        @tf.function(input_signature=_signature(graph, extra_specs, image and image.spec), autograph=False)
         def iteration(x, m, v, t, shift, do_blur, lr, scale, low, high, kernel, centre, extra):
             with fast_conv_gradients():
-                value = objective(x, tf.roll(x, shift, axis=[1, 2]), centre, scale, extra)
+                if image is None:
+                    value = objective(x, tf.roll(x, shift, axis=[1, 2]), centre, scale, extra)
+                else:
+                    value = objective(*image.view(x, shift, t, low, high, centre, scale, extra), centre, scale, extra)
             g = input_gradient(tf.reduce_sum(value), x)
+            if image is not None:
+                return (*_update(optimizer, x, g, m, v, t, lr, 1.0, ascend), value)
             x, m, v = _update(optimizer, x, g, m, v, t, lr, scale, ascend)
             x = tf.cond(do_blur, lambda: blur(x, kernel), lambda: x)
             return tf.clip_by_value(x, low, high), m, v, value
@@ -316,25 +326,24 @@ def run_iterations(settings, fn, x, extra, rng, progress=False, label="score"):
     """Call the compiled iteration ``fn`` ``settings.iterations`` times from ``x``.
 
     Returns the final images (a tensor) and the objective per iteration and
-    image, ``(iterations, N)``.
+    image, ``(iterations, N)``. ``progress``: see :mod:`keras_convviz.progress`.
     """
-    import keras
-
     x = tf.constant(x)
     m = v = tf.zeros_like(x)
     shifts = settings.shifts(rng)
     constants = (tf.constant(settings.lr, tf.float32), tf.constant(settings.scale, tf.float32),
                  *settings.clip_bounds(), tf.constant(gaussian_kernel(settings.blur_sigma)),
                  tf.constant(settings.centre))
-    bar = keras.utils.Progbar(settings.iterations, stateful_metrics=[label]) if progress else None
+    bar = tracker(progress, settings.iterations, "iteration")
     history = []
     for i in range(settings.iterations):
         do_blur = bool(settings.blur_every) and (i + 1) % settings.blur_every == 0
         x, m, v, value = fn(x, m, v, tf.constant(float(i + 1)), tf.constant(shifts[i]), tf.constant(do_blur),
                             *constants, tuple(extra))
         history.append(value)
-        if bar is not None:
+        if progress:
             bar.update(i + 1, values=[(label, float(tf.reduce_mean(value)))])
+    bar.close()
     return x, np.stack([h.numpy() for h in history])
 
 

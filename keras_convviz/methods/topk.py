@@ -11,6 +11,13 @@ together, and every worker merges them into the same table.
 Ties are broken by dataset order (the earlier image wins), exactly as a
 brute-force stable sort would, on one device or many. The fig. 2 grid is
 drawn by ``figures.topk.figure``.
+
+Under a strategy: a replica handed no image of an uneven last global batch
+runs one padding image and drops it (pad and mask); ``numbered_records``
+numbers images by file and record so ``AutoShardPolicy.FILE`` works; OFF on
+several workers is refused (every worker would mine every image). The
+per-image reduction and the merge rule are public so that
+:mod:`keras_convviz.beam` mines with the same code.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from ..checks import positive_int
 from ..graph import walk
 from ..probe import compiled, run
 
-__all__ = ["top_activations", "TopActivations", "units"]
+__all__ = ["top_activations", "TopActivations", "units", "per_image_maxima", "merge_tables", "as_candidates",
+           "empty_table", "record_id", "numbered_records", "RECORD_BITS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +97,15 @@ def _as_dataset(dataset, batch_size, model_shape):
             f"resize/preprocess them in the dataset (Dataset.map)."
         )
     known = None
-    ds = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
     if rank == 3:
         card = int(dataset.cardinality())
         known = card if card >= 0 else None
-        ds = ds.batch(batch_size)
-    ds = ds.map(lambda x: tf.cast(x, tf.float32))
+    if isinstance(dataset.element_spec, dict) and "image_id" in dataset.element_spec:
+        # ids carried by the data (numbered_records): they survive any auto-shard rewrite
+        ds = dataset.map(lambda e: (tf.cast(pick(e), tf.float32), tf.cast(e["image_id"], tf.int64)))
+        return (ds.batch(batch_size) if rank == 3 else ds).prefetch(tf.data.AUTOTUNE), known
+    ds = dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = (ds.batch(batch_size) if rank == 3 else ds).map(lambda x: tf.cast(x, tf.float32))
 
     def number(start, x):
         n = tf.cast(tf.shape(x)[0], tf.int64)
@@ -104,9 +115,57 @@ def _as_dataset(dataset, batch_size, model_shape):
     return ds.prefetch(tf.data.AUTOTUNE), known
 
 
+def numbered_records(files, parse, reader=None) -> tf.data.Dataset:
+    """``{"image": parse(record), "image_id": record_id(file, record)}`` over the
+    records of ``files`` (in the given order), for ``top_activations``.
+
+    Ids are numbered per file and record, inside a ``flat_map`` over the file
+    list, so they survive ``AutoShardPolicy.FILE`` (the scan that numbers plain
+    datasets hides the file source from the auto-shard rewrite). ``reader``:
+    a file -> records dataset (default ``tf.data.TFRecordDataset``).
+    """
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError("numbered_records needs at least one file")
+    reader = reader or tf.data.TFRecordDataset
+
+    def records(file_index, path):
+        return reader(path).enumerate().map(
+            lambda r, rec: {"image": parse(rec), "image_id": file_index * (1 << RECORD_BITS) + r})
+
+    indices = tf.constant(np.arange(len(files), dtype=np.int64))
+    return tf.data.Dataset.from_tensor_slices((indices, tf.constant(files))).flat_map(records)
+
+
+def _workers(strategy):
+    """How many worker processes ``strategy`` spans (1 without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, ())) for job in ("chief", "worker")) or 1
+
+
+def _check_sharding(dataset, strategy):
+    """``AutoShardPolicy.OFF`` on several workers hands every worker every image."""
+    if not isinstance(dataset, tf.data.Dataset) or _workers(strategy) < 2:
+        return
+    policy = dataset.options().experimental_distribute.auto_shard_policy
+    if policy == tf.data.experimental.AutoShardPolicy.OFF:
+        raise ValueError(
+            f"the dataset's auto_shard_policy is OFF, so each of the {_workers(strategy)} workers would "
+            f"mine every image and count it once per worker; set "
+            f"options.experimental_distribute.auto_shard_policy = AutoShardPolicy.DATA (or FILE with "
+            f"numbered_records) and apply it with dataset.with_options(options).")
+
+
 # ---------------------------------------------------------------- the compiled functions
-def _per_image(acts):
-    """Per image and map: maximum ``(B, C)`` and its ``(y, x)`` ``(B, C, 2)`` (first on ties)."""
+def per_image_maxima(acts) -> tuple:
+    """Per image and map: maximum ``(B, C)`` and its ``(y, x)`` ``(B, C, 2)`` (first on ties).
+
+    The one per-image reduction of top-k mining, in process and in
+    :mod:`keras_convviz.beam`.
+    """
     shape = tf.shape(acts)
     w = shape[2]
     flat = tf.reshape(acts, [shape[0], -1, shape[3]])
@@ -116,15 +175,17 @@ def _per_image(acts):
     return values, tf.cast(pos, tf.int64)
 
 
-def _merge(state, values, ids, pos, k):
-    """Merge per-image candidates into the running table; ties go to the lower image id."""
-    top_vals, top_ids, top_pos = state
-    channels = tf.shape(values)[1]
-    cand_vals = tf.concat([top_vals, tf.transpose(values)], axis=1)  # (C, k + B)
-    cand_ids = tf.concat([top_ids, tf.broadcast_to(ids[None, :], [channels, tf.shape(ids)[0]])], axis=1)
-    cand_pos = tf.concat([top_pos, tf.transpose(pos, [1, 0, 2])], axis=1)
-    # id order first, then a stable top-k: equal values keep the earlier image, on
-    # one device or with replicas/workers delivering images in any order
+def merge_tables(table, candidates, k) -> tuple:
+    """The one merge rule: the ``k`` best of a table ``(values, ids, positions)``
+    ``(C, k)``, ``(C, k)``, ``(C, k, 2)`` and candidates of the same layout with any
+    width ``(C, m)``, by value descending, ties to the smaller image id.
+
+    The order is total (for distinct ids), so merging is associative and
+    commutative: any split of the images into batches, replicas, workers or Beam
+    bundles, merged in any order, gives the same table.
+    """
+    cand_vals, cand_ids, cand_pos = (tf.concat([a, b], axis=1) for a, b in zip(table, candidates))
+    # id order first, then a stable top-k: equal values keep the smaller id
     order = tf.argsort(cand_ids, axis=1, stable=True)
     cand_vals = tf.gather(cand_vals, order, batch_dims=1)
     cand_ids = tf.gather(cand_ids, order, batch_dims=1)
@@ -133,11 +194,33 @@ def _merge(state, values, ids, pos, k):
     return (new_vals, tf.gather(cand_ids, idx, batch_dims=1), tf.gather(cand_pos, idx, batch_dims=1))
 
 
-def _empty_state(channels, k):
+def as_candidates(values, ids, pos) -> tuple:
+    """Per-image maxima ``(B, C)``, ids ``(B,)``, positions ``(B, C, 2)`` -> the
+    ``(C, B)`` candidate layout of :func:`merge_tables`."""
+    channels = tf.shape(values)[1]
+    return (tf.transpose(values), tf.broadcast_to(ids[None, :], [channels, tf.shape(ids)[0]]),
+            tf.transpose(pos, [1, 0, 2]))
+
+
+def _merge(state, values, ids, pos, k):
+    """Merge per-image candidates into the running table."""
+    return merge_tables(state, as_candidates(values, ids, pos), k)
+
+
+def empty_table(channels, k) -> tuple:
     """The running table before any image: values -inf, ids and positions -1."""
     return (tf.fill([channels, k], tf.constant(-np.inf, tf.float32)),
             tf.fill([channels, k], tf.constant(-1, tf.int64)),
             tf.fill([channels, k, 2], tf.constant(-1, tf.int64)))
+
+
+def record_id(file_index, record_index) -> int:
+    """The image id of record ``record_index`` of file ``file_index``: ordered like
+    the files then the records, so ties go to the earlier file and record."""
+    return (int(file_index) << RECORD_BITS) | int(record_index)
+
+
+RECORD_BITS = 32
 
 
 def _local_fn(graph, layer, channels, k):
@@ -151,7 +234,7 @@ def _local_fn(graph, layer, channels, k):
                  reduce_retracing=True)
     def merge_batch(batch, state):
         x, ids = batch
-        values, pos = _per_image(run(graph, x, [layer])[layer])
+        values, pos = per_image_maxima(run(graph, x, [layer])[layer])
         return _merge(state, values, ids, pos, k), tf.shape(ids)[0]
 
     return merge_batch
@@ -161,8 +244,12 @@ def _distributed_fn(graph, layer, k, strategy):
     """Compiled ``((images, ids), table) -> (table, images merged)`` under ``strategy``."""
 
     def replica(x, ids):
-        values, pos = _per_image(run(graph, x, [layer])[layer])
-        return values, ids, pos
+        # pad and mask: a replica handed no image of an uneven last global batch
+        # runs one zero image and drops it (oneDNN's conv fails on empty batches)
+        n = tf.shape(x)[0]
+        padded = tf.concat([x, tf.zeros(tf.concat([[tf.maximum(1 - n, 0)], tf.shape(x)[1:]], 0), x.dtype)], 0)
+        values, pos = per_image_maxima(run(graph, padded, [layer])[layer])
+        return values[:n], ids, pos[:n]
 
     @tf.function
     def merge_batch(batch, state):
@@ -183,10 +270,19 @@ def _check_images(images, k):
         raise ValueError(f"k={k} but the dataset has only {images} images; use k <= {images}.")
 
 
-def _stream(batches, merge_batch, state, callback):
-    """Merge every batch into the table; ``(table, images seen)``."""
+def _stream(batches, merge_batch, state, callback, expected=None):
+    """Merge every batch into the table; ``(table, images seen)``.
+
+    ``expected``: the model's ``(H, W, C)``; a batch of another size (a
+    dataset that declared ``None`` dimensions) is a ``ValueError``.
+    """
     seen = 0
     for batch in batches:
+        images = batch[0] if isinstance(batch, tuple) else None
+        if expected is not None and isinstance(images, tf.Tensor) and not tf.TensorShape(
+                (None,) + tuple(expected)).is_compatible_with(images.shape):
+            raise ValueError(f"dataset images are {tuple(images.shape[1:])} but the model expects "
+                             f"{tuple(expected)}; resize/preprocess them in the dataset (Dataset.map).")
         state, n = merge_batch(batch, state)
         seen += int(n)
         if callback is not None:
@@ -222,6 +318,8 @@ def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, ca
     k, batch_size = positive_int(k, "k"), positive_int(batch_size, "batch_size")
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
+    if strategy is not None:
+        _check_sharding(dataset, strategy)
     ds, known = _as_dataset(dataset, batch_size, graph.input_shape)
     _check_images(known, k)
     if strategy is None:
@@ -230,7 +328,7 @@ def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, ca
         merge_batch = compiled(graph, ("topk-distributed", layer, k, id(strategy)),
                                lambda: _distributed_fn(graph, layer, k, strategy))
         ds = strategy.experimental_distribute_dataset(ds)
-    state, seen = _stream(ds, merge_batch, _empty_state(channels, k), callback)
+    state, seen = _stream(ds, merge_batch, empty_table(channels, k), callback, graph.input_shape)
     _check_images(seen, k)
     values, ids, pos = (t.numpy() for t in state)
     return TopActivations(layer=layer, values=values, image_ids=ids, positions=pos, count=seen)
