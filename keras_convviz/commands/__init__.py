@@ -16,6 +16,17 @@ def add_model_args(parser, default="demo"):
     parser.add_argument("--weights", default="imagenet",
                         help="imagenet (downloaded when online; the demo's shipped weights for --model demo), "
                              "none, or a weights file (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the untrained --weights none model and of any noise or jitter, so "
+                             "runs repeat exactly (default: %(default)s)")
+
+
+def add_fit_arg(parser):
+    """``--fit``: how a photo meets the model input (see keras_convviz.fit)."""
+    parser.add_argument("--fit", choices=("pad", "crop", "stretch"), default="pad",
+                        help="pad: letterbox the whole photo undistorted on a neutral fill; crop: centre "
+                             "crop; stretch: squash to the input (default: %(default)s). Maps are drawn on "
+                             "the photo at its own resolution (at most 1024 px a side).")
 
 
 def add_image_command(sub, name, summary, description=None):
@@ -24,13 +35,40 @@ def add_image_command(sub, name, summary, description=None):
     p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
     add_model_args(p)
     p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
+    add_fit_arg(p)
     return p
 
 
+def fit_image(args, preset, image):
+    """``(model input batch, Placement)`` of IMAGE under ``--fit``; prints one line on how it was fitted.
+
+    The one entry of every image command into :mod:`keras_convviz.fit`: the
+    same Placement maps the results back onto the photo.
+    """
+    from ..fit import describe
+
+    placement = preset.placement(image, args.fit)
+    print(describe(placement))
+    return preset.prepare([image], fit=args.fit), placement
+
+
+def warn_blank(args, values, what, kind="gradients"):
+    """The shared blank-map detector's one stderr line (``convviz CMD: warning: ...``), if any."""
+    from ..blank import diagnose, report
+
+    return report(diagnose(values, what, kind), f"convviz {args.command}")
+
+
 def load_preset(args, size=None):
+    import sys
+
     from ..presets import load
 
-    return load(args.model, weights=args.weights, size=size)
+    preset = load(args.model, weights=args.weights, size=size, seed=args.seed)
+    if str(args.weights).lower() == "none":
+        print(f"convviz: --weights none: untrained {preset.name} with weights drawn from --seed {args.seed} "
+              f"(reproducible); its maps explain random weights, not a trained network", file=sys.stderr)
+    return preset
 
 
 def add_out_arg(parser, default="convviz_out"):

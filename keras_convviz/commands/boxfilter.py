@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_out_arg, check_out_dir, ints_arg, load_preset, out_path
+from . import add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, out_path
 
 
 def register(sub):
@@ -29,6 +29,7 @@ def register(sub):
     p.add_argument("mode", choices=("forward", "backward"),
                    help="forward: crop in input pixels; backward: crop in LAYER's feature-map units")
     add_model_args(p)
+    add_fit_arg(p)
     p.add_argument("--layer", default=None,
                    help="last layer (forward) or the layer holding the crop (backward); "
                         "default: the model's last convolution")
@@ -54,7 +55,7 @@ def run(args):
 
     from .. import media
     from ..figures.boxfilter import pictures
-    from ..methods.boxfilter import box_filter, check_crop, scale_crop
+    from ..methods.boxfilter import box_filter, check_crop
 
     check_out_dir(args)
     # read the input (and fail on it) before the model is built
@@ -63,7 +64,6 @@ def run(args):
         check_crop(args.crop, image.shape[:2], f"the image {os.path.basename(args.input)!r}")
     preset = load_preset(args, size=args.size)
     model = preset.model
-    hw = preset.input_size
     layer = args.layer
     if layer is None:
         from ..graph import walk
@@ -73,9 +73,11 @@ def run(args):
             raise ValueError("the model has no convolution; pass --layer")
         layer = convs[-1].name
     given = args.crop
-    crop = scale_crop(given, image.shape[:2], hw) if args.mode == "forward" else given
-    image = media.resize(image, hw)
-    result = box_filter(model, layer, crop, mode=args.mode)
+    x, placement = fit_image(args, preset, image)  # the crop moves with the photo (--fit)
+    crop = placement.box_to_input(given) if args.mode == "forward" else given
+    hw = placement.size
+    image = preset.deprocess(x.copy())[0]
+    result = box_filter(model, layer, crop, mode=args.mode, input_shape=placement.size, progress=True)
     fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers)
     paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
     media.save_png(paths[0], fraction)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from . import add_image_command, add_out_arg, check_out_dir, load_preset, output_name, positive_int_arg
+from . import (add_image_command, add_out_arg, check_out_dir, fit_image, load_preset, output_name, positive_int_arg,
+               warn_blank)
 
 
 def register(sub):
@@ -79,14 +80,17 @@ def run(args):
 
 def _pictures(args, preset, image, layers, maps, activations):
     """``{(name part, extension): picture}``: per layer a PNG (and a GIF), then the layer grid."""
+    import dataclasses
+
     from keras.utils import Progbar
 
-    from .. import media
     from ..figures import deconv as figures
+    from ..fit import map_to_photo, photo_view
     from ..methods.deconv import cumulative, projections
 
-    model, rgb = preset.model, media.resize(image, preset.input_size)
-    x = preset.prepare([image])
+    x, placement = fit_image(args, preset, image)
+    # the joint projection is drawn on the photo; the grid and GIF on the fitted (undistorted) input
+    model, rgb, photo = preset.model, preset.deprocess(x.copy())[0], photo_view(image, placement)
     order = figures.display_order(preset.preprocess, x.shape[-1])
     options = dict(maps=maps, activations=activations, batch_size=args.batch_size)
     pictures, separate = {}, []
@@ -97,7 +101,9 @@ def _pictures(args, preset, image, layers, maps, activations):
             pictures[(name, "png")] = figures.separate_picture(separate[-1], order)
         else:
             joint = projections(model, x, name, joint=True, **options)
-            pictures[(name, "png")] = figures.joint_picture(rgb, joint, order)
+            warn_blank(args, joint.images[0], f"the {name} projection", "activations")
+            on_photo = dataclasses.replace(joint, images=map_to_photo(joint.images[0], placement)[None])
+            pictures[(name, "png")] = figures.joint_picture(photo, on_photo, order)
         if args.gif:
             frames = cumulative(model, x, name, **options).images[0]
             pictures[(name, "gif")] = figures.gif_frames(rgb, frames, name, order)

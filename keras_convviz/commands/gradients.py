@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from . import add_image_command, add_out_arg, check_out_dir, class_index, load_preset, output_name, positive_int_arg
+from . import (add_image_command, add_out_arg, check_out_dir, class_index, fit_image, load_preset, output_name,
+               positive_int_arg, warn_blank)
 
 METHODS = {
     "saliency": "gradient saliency: max over channels of |d logit / d pixel| (Simonyan et al. 2014, arXiv:1312.6034)",
@@ -34,7 +35,6 @@ def register(sub):
             p.add_argument("--samples", type=positive_int_arg, default=25, help="noisy copies (default: %(default)s)")
             p.add_argument("--noise", type=float, default=0.15,
                            help="noise std as a fraction of the input range (default: %(default)s)")
-            p.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
         if name == "ig":
             # checked in run(): its error says "--steps must be >= 1", like the other iteration counts
             p.add_argument("--steps", type=int, default=50, help="Riemann steps (default: %(default)s)")
@@ -55,11 +55,11 @@ def compute(method, graph, x, target, args):
         return saliency(graph, x, target, batch_size=bs)
     if method == "smoothgrad":
         return smoothgrad(graph, x, target, samples=args.samples, noise=args.noise, batch_size=bs,
-                          seed=args.seed)
+                          seed=args.seed, progress=True)
     if method == "guided":
         return guided_backprop(graph, x, target, batch_size=bs)
     if method == "ig":
-        return integrated_gradients(graph, x, target, steps=args.steps, batch_size=bs)
+        return integrated_gradients(graph, x, target, steps=args.steps, batch_size=bs, progress=True)
     return gradcam(graph, x, target, layer=args.layer, batch_size=bs)
 
 
@@ -70,6 +70,7 @@ def run(args):
     from ..checks import positive_int
     from ..figures.deconv import display_order
     from ..figures.gradients import enlarge, pictures
+    from ..fit import map_to_photo, photo_view
     from ..graph import walk
     from ..request import class_score_step
     from ..select import class_probabilities
@@ -85,15 +86,15 @@ def run(args):
     target = class_index(args.target, preset, int(head.output_shape[-1]))
     if method == "gradcam" and args.layer is not None:
         graph.spatial_step(args.layer)
-    rgb = media.resize(image, preset.input_size)
-    x = preset.prepare([image])
+    x, placement = fit_image(args, preset, image)
 
     probs = class_probabilities(graph, head, x)[0]
     top = np.argsort(-probs, kind="stable")[: min(args.top, probs.size)]
     explained = int(top[0]) if target is None else target
     m = compute(method, graph, x, explained, args)[0]
+    warn_blank(args, m, f"the {method} map")
     order = display_order(preset.preprocess, x.shape[-1]) if method == "guided" else None
-    picture, blended = pictures(method, rgb, m, order)
+    picture, blended = pictures(method, photo_view(image, placement), map_to_photo(m, placement), order)
     written = [media.save_png(output_name(args, method), enlarge(picture)),
                media.save_png(output_name(args, method, "overlay"), enlarge(blended))]
     print("top classes:")

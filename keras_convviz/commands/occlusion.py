@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import io
 
-from . import (add_image_command, add_out_arg, check_out_dir, class_index, load_preset, output_name,
-               positive_int_arg)
+from . import (add_image_command, add_out_arg, check_out_dir, class_index, fit_image, load_preset, output_name,
+               positive_int_arg, warn_blank)
 
 
 def register(sub):
@@ -47,19 +47,23 @@ def _fill_arg(text):
 
 def run(args):
     from .. import media
+    from ..fit import photo_view
     from ..methods.occlusion import occlusion
     from ..select import num_classes
 
     check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
-    h, w = preset.input_size
+    x, placement = fit_image(args, preset, image)
+    h, w = placement.size
     patch = args.patch if args.patch is not None else max(1, min(h, w) // 4)
     stride = args.stride if args.stride is not None else max(1, patch // 2)
     target = class_index(args.target, preset, num_classes(preset.model))
-    result = occlusion(preset.model, preset.prepare([image]), target, patch, stride, fill=args.fill,
-                       layer=args.layer, batch_size=args.batch_size)
-    png, npz = _save(args, media.resize(image, (h, w)), result, preset)
+    result = occlusion(preset.model, x, target, patch, stride, fill=args.fill,
+                       layer=args.layer, batch_size=args.batch_size, progress=True)
+    warn_blank(args, result.probability[0] - result.base_probability[0], "the occlusion probability change")
+    warn_blank(args, result.activation[0], f"the {result.layer} activation map", "activations")
+    png, npz = _save(args, (photo_view(image, placement), placement), result, preset)
     _print_summary(result, preset, patch, stride)
     print(f"wrote {png}")
     print(f"wrote {npz}")
@@ -73,7 +77,8 @@ def _save(args, shown, result, preset):
     from .. import media
     from ..figures.occlusion import figure
 
-    panel = figure(shown, result, 0, class_names=preset.class_names)
+    photo, placement = shown
+    panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement)
     png = media.save_png(output_name(args, "occlusion"), panel)
     buf = io.BytesIO()
     np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],

@@ -11,8 +11,8 @@ optimizer iterations; the pictures are laid out by ``figures.optimize``.
 
 from __future__ import annotations
 
-from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, load_preset, out_path,
-               output_name, slug)
+from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, fit_image, load_preset,
+               out_path, output_name, slug, warn_blank)
 
 
 def register(sub):
@@ -36,7 +36,6 @@ def register(sub):
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
     p.add_argument("--score", choices=("logit", "log_probability"), default="logit",
                    help="maximize the pre-softmax logit (Simonyan) or the log probability (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="jitter seed (default: %(default)s)")
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
@@ -52,7 +51,6 @@ def register(sub):
     p.add_argument("--tv", type=float, default=1e-3, help="total-variation weight (default: %(default)s)")
     p.add_argument("--tv-beta", type=float, default=2.0, help="beta of TV_beta (default: %(default)s)")
     p.add_argument("--jitter", type=int, default=0, help="random shift in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="noise / jitter seed (default: %(default)s)")
     add_out_arg(p)
     p.set_defaults(run=run_invert)
 
@@ -141,6 +139,7 @@ def run_classmodel(args):
         result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
         result, titles, names, grid_name = _classes(args, preset, options)
+    warn_blank(args, result.history - result.history[:1], "the change of the maximized score")
     pictures = list(result.rgb(preset.deprocess))
     named = [(out_path(args, name), picture) for name, picture in zip(names, pictures)]
     if len(pictures) > 1:
@@ -167,7 +166,7 @@ def run_invert(args):
     graph = walk(preset.model)
     for name in layers:
         graph.step(name)  # unknown layers fail before any work
-    x = preset.prepare([image])
+    x, _ = fit_image(args, preset, image)
     value_range = input_range(preset.preprocess, int(x.shape[-1]))
     shown = preset.deprocess(x.copy())[0]
     panels, titles, named = [shown], ["input"], []

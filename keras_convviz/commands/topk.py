@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from . import add_model_args, add_out_arg, check_out_dir, load_preset, out_path, positive_int_arg, slug
+from . import add_fit_arg, add_model_args, add_out_arg, check_out_dir, load_preset, out_path, positive_int_arg, slug
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -29,6 +29,7 @@ def register(sub):
     )
     p.add_argument("source", metavar="DIR_OR_GLOB", help="an image folder (searched recursively) or a glob")
     add_model_args(p)
+    add_fit_arg(p)
     p.add_argument("--layer", default=None, help="spatial layer (default: the last conv layer)")
     p.add_argument("--k", type=positive_int_arg, default=9, help="activations kept per map (default: %(default)s)")
     p.add_argument("--maps", type=positive_int_arg, default=16,
@@ -73,10 +74,12 @@ def run(args):
     layer, channels = _layer(args, preset, graph)
     used, skipped = [], []
     spec = tf.TensorSpec(tuple(preset.input_size) + (int(graph.input_shape[-1]),), tf.float32)
-    dataset = tf.data.Dataset.from_generator(lambda: _readable(files, preset, used, skipped), output_signature=spec)
+    dataset = tf.data.Dataset.from_generator(lambda: _readable(files, preset, used, skipped, args.fit),
+                                             output_signature=spec)
     result = _mine(args, preset.model, dataset, layer, files, used, skipped)
-    grid, chosen = figure(preset.model, result, lambda i: preset.prepare([media.read_image(used[i])])[0],
-                          maps=args.maps, deprocess=preset.deprocess, preprocess=preset.preprocess, cell=args.cell)
+    grid, chosen = figure(preset.model, result, lambda i: preset.prepare([media.read_image(used[i])], args.fit)[0],
+                          maps=args.maps, deprocess=preset.deprocess, preprocess=preset.preprocess, cell=args.cell,
+                          progress=True)
     png = media.save_png(out_path(args, f"topk_{slug(layer)}.png"), grid)
     table = json.dumps(_table(result, used, skipped, chosen), indent=1).encode()
     js = media.atomic_write(out_path(args, f"topk_{slug(layer)}.json"), table)
@@ -102,7 +105,7 @@ def _layer(args, preset, graph):
     return layer, channels
 
 
-def _readable(files, preset, used, skipped):
+def _readable(files, preset, used, skipped, fit="pad"):
     """Model inputs of the readable files, in order; the others are warned about and skipped."""
     from .. import media
 
@@ -115,21 +118,18 @@ def _readable(files, preset, used, skipped):
             print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
             continue
         used.append(path)
-        yield preset.prepare([img])[0]
+        yield preset.prepare([img], fit)[0]
 
 
 def _mine(args, model, dataset, layer, files, used, skipped):
-    """``top_activations`` over the folder with a progress bar (images/s)."""
-    from keras.utils import Progbar
-
+    """``top_activations`` over the folder with a progress bar; one line with the rate (images/s) at the end."""
     from ..methods.topk import top_activations
+    from ..progress import rate_text, tracker
 
-    bar = Progbar(len(files), unit_name="image", stateful_metrics=["images/s"])
-    start = time.perf_counter()
+    bar = tracker(True, len(files), "image")
 
     def progress(done):
-        rate = done / max(time.perf_counter() - start, 1e-9)
-        bar.update(min(done + len(skipped), len(files)), values=[("images/s", rate)], finalize=False)
+        bar.update(min(done + len(skipped), len(files)))
 
     try:
         result = top_activations(model, dataset, layer, k=args.k, batch_size=args.batch_size, callback=progress)
@@ -137,8 +137,9 @@ def _mine(args, model, dataset, layer, files, used, skipped):
         if not used:
             raise ValueError(f"none of the {len(files)} files in {args.source!r} could be read") from None
         raise
-    bar.update(len(files), values=[("images/s", result.count / max(time.perf_counter() - start, 1e-9))],
-               finalize=True)
+    bar.update(len(files))
+    if bar.close() is None:  # quick: no bar was shown, the rate line still is
+        print(rate_text(result.count, time.time() - bar.start, "image"))
     return result
 
 

@@ -18,11 +18,14 @@ from .. import render
 __all__ = ["figure"]
 
 
-def figure(image, result, index=0, class_names=None, cell=160) -> np.ndarray:
+def figure(image, result, index=0, class_names=None, cell=160, placement=None) -> np.ndarray:
     """The fig. 7 panel for image ``index``: image, probability map, top-class map
     with a legend of class names, and activation map, as one RGB uint8 array.
 
     ``image`` is the displayable RGB uint8 picture ``(H, W, 3)`` of that input.
+    With ``placement`` (a :class:`keras_convviz.fit.Placement`), ``image`` is the
+    photo (``fit.photo_view``) and every map is cut back to the photo's region;
+    panels are ``cell`` high at the photo's aspect ratio.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -36,6 +39,9 @@ def figure(image, result, index=0, class_names=None, cell=160) -> np.ndarray:
         _class_map(result.top_class[index]),
         render.heatmap(result.activation[index]),
     ]
+    if placement is not None:  # the maps cut back to the photo's region, at its aspect ratio
+        panels = [image] + _on_photo(result, index, placement, image.shape[:2])
+    size = (cell, max(1, round(cell * image.shape[1] / image.shape[0])))
     titles = [
         f"input ({name(tgt)} p={result.base_probability[index]:.2f})",
         f"p({name(tgt)}) {prob.min():.2f}..{prob.max():.2f}",
@@ -43,10 +49,23 @@ def figure(image, result, index=0, class_names=None, cell=160) -> np.ndarray:
         f"{result.layer} map {int(result.map_index[index])}",
     ]
     # the occluder grid is coarse: nearest-neighbour keeps one square per position
-    big = [np.asarray(Image.fromarray(render.as_rgb(p)).resize((cell, cell), Image.NEAREST)) for p in panels]
+    if placement is None:
+        size = (cell, cell)
+    big = [np.asarray(Image.fromarray(render.as_rgb(p)).resize(size[::-1], Image.NEAREST)) for p in panels]
     canvas = render.grid(big, titles=titles, columns=4)
     shown = sorted(set(int(k) for k in np.unique(result.top_class[index])))
-    return np.concatenate([canvas, _legend(shown, name, canvas.shape[1], 4 + 2 * (cell + 4))], axis=0)
+    return np.concatenate([canvas, _legend(shown, name, canvas.shape[1], 4 + 2 * (size[1] + 4))], axis=0)
+
+
+def _on_photo(result, index, placement, shape) -> list:
+    """Probability, top-class and activation panels cut to the photo's region (``fit.map_to_photo``)."""
+    from ..fit import map_to_photo
+
+    side = max(shape)
+    prob = map_to_photo(result.upsampled("probability")[index], placement, side)
+    act = map_to_photo(result.upsampled("activation")[index], placement, side)
+    top = map_to_photo(result.top_class[index], placement, side, resample="nearest")
+    return [render.colormap(np.clip(prob, 0, 1)), _class_map(top), render.heatmap(act)]
 
 
 def _legend(classes, name, width, x0, line_h=14):

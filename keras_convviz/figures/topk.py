@@ -39,7 +39,7 @@ def _patch(shown, batch, image, window):
 
 
 def figure(model, result: TopActivations, images, maps=16, deprocess=None, preprocess=None, cell=64,
-           batch_size=16) -> tuple:
+           batch_size=16, progress=False) -> tuple:
     """The fig. 2 grid: per chosen map, its k deconv projections beside the k
     receptive-field patches of the images that caused them.
 
@@ -53,6 +53,7 @@ def figure(model, result: TopActivations, images, maps=16, deprocess=None, prepr
         min-max stretch of each patch).
       preprocess: the preset's preprocess, to show BGR models' projections in RGB.
       cell: side in pixels of each drawn patch.
+      progress: a bar over the projections (``keras_convviz.progress``).
 
     Returns ``(rgb uint8 grid, chosen map indices)``.
     """
@@ -64,7 +65,7 @@ def figure(model, result: TopActivations, images, maps=16, deprocess=None, prepr
     batch = np.stack([np.asarray(fetch(int(i)), np.float32) for i in ids])
     local = rows.copy()
     local[:, 0] = np.searchsorted(ids, rows[:, 0])  # dataset id -> index in ``batch``
-    projected = deconv_units(graph, batch, result.layer, local, batch_size=batch_size)
+    projected = deconv_units(graph, batch, result.layer, local, batch_size=batch_size, progress=progress)
     rf = receptive_fields(graph)[result.layer]
     windows = [rf.window(int(y), int(x), clip_to=graph.input_shape[:2]) for _, y, x, _ in rows]
     order = display_order(preprocess, graph.input_shape[-1]) if preprocess else None

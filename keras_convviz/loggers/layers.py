@@ -49,6 +49,7 @@ class DeconvLogger(MethodLogger):
         for layer in self.layers:
             maps = ctx.fixed_maps(layer)
             out = np.asarray(self.fn(ctx.graph, ctx.probe, layer, maps=list(maps), joint=False, **opts))
+            self.check_blank(out, layer, "activations")
             for j, m in enumerate(maps):  # out: (N, M, H, W, C), image n, map m
                 self.write(layer, f"map{m:04d}", projection_images(out[:, j]), step, "projection", map=int(m),
                            params=dict(opts, maps="fixed at first log"), labels=probe_labels(len(out)))
@@ -74,6 +75,7 @@ class OcclusionLogger(MethodLogger):
         labels = probe_labels(len(ctx.probe))
         for layer in self.layers:
             res = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **opts)
+            self.check_blank(res.activation, layer, "activations")
             # Both panels in one direction: the drop from the unoccluded value, so bright = occluding
             # here lowers it = what matters (min-max per image; the colour bar gives the real drops).
             for name, meaning in (("probability", "drop in the target's probability when occluded here"),

@@ -38,6 +38,7 @@ class ClassScoreLogger(MethodLogger):
     def log(self, step):
         ctx = self.ctx
         out = self.fn(ctx.graph, ctx.probe, ctx.targets, **self.options)
+        self.check_blank(out, self.score_layer)
         if self.kind == "heatmap":
             images = heatmap_images(self.as_map(out), ctx.image_size, signed=self.signed, meaning=self.meaning)
         else:
@@ -115,6 +116,7 @@ class GradCAMLogger(MethodLogger):
         params = dict(self.options, target=target_param(ctx.targets))
         for layer in self.layers:
             out = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **self.options)
+            self.check_blank(out, layer)
             self.write(layer, "heatmap", heatmap_images(out, ctx.image_size), step, "heatmap", params=params,
                        labels=probe_labels(len(ctx.probe)))
 

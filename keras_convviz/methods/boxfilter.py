@@ -38,6 +38,7 @@ import numpy as np
 from ..checks import positive_int
 from ..graph import walk
 from ..probe import compiled
+from ..progress import tracker
 from ..request import chunks
 from .boxchain import INPUT, build_chain
 
@@ -161,7 +162,8 @@ def _resolve_hw(graph, input_shape):
     return hw
 
 
-def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=256) -> BoxFilterResult:
+def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=256,
+               progress=False) -> BoxFilterResult:
     """Receptive-field box-filter maps of a crop, per layer (seed viz.py semantics).
 
     Args:
@@ -177,6 +179,7 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=
         input_shape: ``(H, W)`` or ``(H, W, C)``; needed when the model's input
             size is not static, otherwise it may override it.
         batch_size: crops per compiled call.
+        progress: a bar over many crops (``keras_convviz.progress``; quiet by default).
 
     Returns:
         :class:`BoxFilterResult`: ``.maps`` is an ordered ``{layer_name:
@@ -205,7 +208,11 @@ def box_filter(model, layer, crop, mode="forward", input_shape=None, batch_size=
     crops, single = _crops(crop)
     crops = np.asarray([check_crop(c, chain.field_hw, where) for c in crops], np.int64)
     masks = _masks(crops, chain.field_hw)
-    parts = [[np.asarray(t) for t in chain.fn(masks[a:b])] for a, b in chunks(len(masks), batch_size)]
+    bar, parts = tracker(progress, len(masks), "crop"), []
+    for a, b in chunks(len(masks), batch_size):
+        parts.append([np.asarray(t) for t in chain.fn(masks[a:b])])
+        bar.update(b)
+    bar.close()
     by_key = {k: _maps(np.concatenate(frac), one, single)
               for k, frac, one in zip(chain.keys, zip(*parts), chain.ones)}
     input_name = _input_name(graph)

@@ -102,10 +102,11 @@ def canvas_geometry(graph, name) -> tuple:
 
 
 def _strides_consistent(graph, fields, name):
-    """Every path from the input to ``name`` has the same total stride (crops stay aligned)."""
+    """Every path from the input to ``name`` has the same total stride (crops stay aligned),
+    and no value depends on pixels outside its field (squeeze-excite gates, resampling)."""
     for index in graph.ancestors([name]):
         info = fields.get(graph.steps[index].name)
-        if info is not None and "strides differ" in info.note:
+        if info is not None and ("strides differ" in info.note or not info.local or "resampling" in info.note):
             return False
     return True
 
@@ -122,8 +123,12 @@ def _origins(graph, name, units, canvas):
     return np.stack([np.minimum(y0 // jy * jy, height - ch), np.minimum(x0 // jx * jx, width - cw)], 1)
 
 
-def unit_projections(graph, step, x, units, batch) -> np.ndarray:
-    """Projections ``(U, H, W, C)`` of single activations ``(image, y, x, channel)`` of ``step``."""
+def unit_projections(graph, step, x, units, batch, progress=False) -> np.ndarray:
+    """Projections ``(U, H, W, C)`` of single activations ``(image, y, x, channel)`` of ``step``.
+
+    ``progress``: a bar over the units (:mod:`keras_convviz.progress`)."""
+    from ..progress import tracker
+
     name = step.name
     height, width = graph.input_shape[:2]
     canvas = canvas_geometry(graph, name)
@@ -133,7 +138,9 @@ def unit_projections(graph, step, x, units, batch) -> np.ndarray:
     # memory: about ``batch`` full images' worth of canvases at once
     chunk = max(1, int(batch * (height * width) // (ch * cw)))
     out = np.zeros((units.shape[0],) + x.shape[1:], np.float32)
+    bar = tracker(progress, units.shape[0], "projection")
     for start in range(0, units.shape[0], chunk):
+        bar.update(start)
         rows = units[start:start + chunk]
         org = origins[start:start + chunk]
         canvases = np.stack([x[r[0], o[0]:o[0] + ch, o[1]:o[1] + cw] for r, o in zip(rows, org)])
@@ -142,4 +149,6 @@ def unit_projections(graph, step, x, units, batch) -> np.ndarray:
         grads = masked_projections(graph, name, canvases, masks, len(rows))
         for i, (o, g) in enumerate(zip(org, grads)):
             out[start + i, o[0]:o[0] + ch, o[1]:o[1] + cw] = g
+    bar.update(units.shape[0])
+    bar.close()
     return out

@@ -280,7 +280,7 @@ def _unit_rows(units, images, step):
     return rows
 
 
-def deconv_units(model, inputs, layer, units, batch_size=DEFAULT_BATCH) -> np.ndarray:
+def deconv_units(model, inputs, layer, units, batch_size=DEFAULT_BATCH, progress=False) -> np.ndarray:
     """Deconv projections of single activations, each on its receptive-field window
     (Zeiler & Fergus 2014, arXiv:1311.2901).
 
@@ -290,6 +290,7 @@ def deconv_units(model, inputs, layer, units, batch_size=DEFAULT_BATCH) -> np.nd
         (one row is fine): which activation of ``layer`` to project, for
         which image of ``inputs``.
       batch_size: memory bound, in full images (many small crops run at once).
+      progress: a bar over the units (``keras_convviz.progress``; quiet by default).
 
     Returns ``(U, H, W, C)``: for each unit the projection of its activation
     alone (seeded with the activation's value), zero outside its receptive
@@ -298,7 +299,7 @@ def deconv_units(model, inputs, layer, units, batch_size=DEFAULT_BATCH) -> np.nd
     request = prepare(model, inputs, scores=False, batch_size=batch_size)
     step = layer_step(request.graph, layer)
     rows = _unit_rows(units, request.n, step)
-    return unit_projections(request.graph, step, request.x, rows, request.batch_size)
+    return unit_projections(request.graph, step, request.x, rows, request.batch_size, progress)
 
 
 # ---------------------------------------------------------------- where projections are

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from ..checks import positive_int
 from ..probe import compiled, fast_conv_gradients, input_gradient, input_spec, run
+from ..progress import tracker
 from ..request import accumulate, chunks, prepare
 from ..select import pick_scores
 
@@ -71,7 +72,7 @@ def _path_point(x, baseline, alpha):
     return baseline + tf.reshape(alpha, (-1, 1, 1, 1)) * (x - baseline)
 
 
-def _mean_gradient(request, key, make_point, extra_specs, points, extras):
+def _mean_gradient(request, key, make_point, extra_specs, points, extras, progress=False):
     """Mean target-logit gradient over ``points`` moved copies of each image.
 
     ``make_point`` moves the copies inside the compiled function and
@@ -83,10 +84,13 @@ def _mean_gradient(request, key, make_point, extra_specs, points, extras):
     fn = _gradient_fn(request.graph, request.score, key, make_point=make_point, extra_specs=extra_specs)
     owner = np.repeat(np.arange(x.shape[0]), points)  # copy -> image
     total = np.zeros(x.shape, np.float32)
+    bar = tracker(progress, owner.size, "sample" if key == "smoothgrad" else "point")
     for a, b in chunks(owner.size, request.batch_size):
         idx = owner[a:b]
         args = [x[idx], targets[idx], *extras(idx, a, b)]
         accumulate(total, idx, fn(*map(tf.constant, args)).numpy())
+        bar.update(b)
+    bar.close()
     return total / np.float32(points)
 
 
@@ -132,7 +136,7 @@ def _noise_sigma(x, noise):
 
 
 def smoothgrad(model, inputs, target=None, samples=25, noise=0.15, output=None, batch_size=32,
-               seed=None, reduce=True):
+               seed=None, reduce=True, progress=False):
     """SmoothGrad (Smilkov et al. 2017): saliency of gradients averaged over noisy copies.
 
     Each image gets ``samples`` copies with Gaussian noise of standard
@@ -142,7 +146,8 @@ def smoothgrad(model, inputs, target=None, samples=25, noise=0.15, output=None, 
     noisy copies go through the model at once, so memory does not grow with
     ``samples``. ``target=None`` explains the class predicted on the clean
     image. ``seed`` makes the noise reproducible; ``reduce=False`` returns the
-    mean gradient ``(N, H, W, C)`` instead.
+    mean gradient ``(N, H, W, C)`` instead. ``progress``: see
+    :mod:`keras_convviz.progress` (quiet by default).
 
     Returns float32 ``(N, H, W)``.
     """
@@ -152,7 +157,8 @@ def smoothgrad(model, inputs, target=None, samples=25, noise=0.15, output=None, 
     rng = np.random.default_rng(seed)
     specs = [tf.TensorSpec((None,), tf.float32), tf.TensorSpec((2,), tf.int32)]
     mean = _mean_gradient(request, "smoothgrad", _add_noise, specs, samples,
-                          lambda idx, a, b: (sigma[idx], rng.integers(0, 2**31 - 1, size=2, dtype=np.int32)))
+                          lambda idx, a, b: (sigma[idx], rng.integers(0, 2**31 - 1, size=2, dtype=np.int32)),
+                          progress)
     return np.abs(mean).max(axis=-1) if reduce else mean
 
 
@@ -173,7 +179,7 @@ def _baseline(x, baseline):
 
 
 def integrated_gradients(model, inputs, target=None, steps=50, baseline=None, output=None,
-                         batch_size=32):
+                         batch_size=32, progress=False):
     """Integrated gradients (Sundararajan et al. 2017), right Riemann sum.
 
     ``(x - x0) * mean_{k=1..steps} dS/dx (x0 + k/steps (x - x0))`` with the
@@ -181,12 +187,13 @@ def integrated_gradients(model, inputs, target=None, steps=50, baseline=None, ou
     As ``steps`` grows, the attributions of each image sum to
     ``S(x) - S(x0)`` (completeness). At most ``batch_size`` path points go
     through the model at once. ``target=None`` explains the class predicted on
-    the input. Returns float32 ``(N, H, W, C)``.
+    the input; ``progress`` as for :func:`smoothgrad`. Returns float32 ``(N, H, W, C)``.
     """
     steps = positive_int(steps, "steps")
     request = prepare(model, inputs, target, output, batch_size)
     base = _baseline(request.x, baseline)
     alphas = np.tile(np.arange(1, steps + 1, dtype=np.float32) / np.float32(steps), request.n)
     specs = [input_spec(request.graph), tf.TensorSpec((None,), tf.float32)]
-    mean = _mean_gradient(request, "path", _path_point, specs, steps, lambda idx, a, b: (base[idx], alphas[a:b]))
+    mean = _mean_gradient(request, "path", _path_point, specs, steps, lambda idx, a, b: (base[idx], alphas[a:b]),
+                          progress)
     return (request.x - base) * mean

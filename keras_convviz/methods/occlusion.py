@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..probe import compiled, input_spec, run
+from ..progress import tracker
 from ..request import chunks, prepare
 from ..select import probabilities
 from . import incremental as incremental_engine
@@ -149,7 +150,7 @@ def _default_layer(graph):
     ends = graph.block_ends()
     if ends:
         return ends[-1]
-    spatial = [s.name for s in graph.steps if s.is_spatial]
+    spatial = [s.name for s in graph.steps if s.is_map]
     if not spatial:
         raise ValueError(f"model {graph.model.name!r} has no spatial layer for the activation map.")
     return spatial[-1]
@@ -276,9 +277,10 @@ class _Tally:
                    np.empty((n,), np.int64), np.empty((n, channels), np.float32), np.empty((n,), np.int64))
 
 
-def _sweep(request, passes, fills, grid_shape, tally):
+def _sweep(request, passes, fills, grid_shape, tally, progress=False):
     """Every occluder position of every image, a few images at a time."""
     positions = grid_shape[0] * grid_shape[1]
+    bar = tracker(progress, request.n * positions, "position")
     per_chunk = max(1, request.batch_size // positions)  # images whose occluders fill about one batch
     for s0 in range(0, request.n, per_chunk):
         s1 = min(s0 + per_chunk, request.n)
@@ -288,15 +290,19 @@ def _sweep(request, passes, fills, grid_shape, tally):
         tally.maps[s0:s1] = np.argmax(maxima, axis=1)  # first index on ties, as numpy
         asked = request.targets[s0:s1]
         targets = np.where(asked < 0, tally.base_class[s0:s1], asked)
-        _occlude_images(passes, state, s0, targets, grid_shape, request.batch_size, tally)
+        _occlude_images(passes, state, s0, targets, grid_shape, request.batch_size, tally, bar)
+    bar.update(request.n * positions)
+    bar.close()
 
 
-def _occlude_images(passes, state, s0, targets, grid_shape, batch_size, tally):
+def _occlude_images(passes, state, s0, targets, grid_shape, batch_size, tally, bar=None):
     """The occluded passes of images ``s0, s0 + 1, ...`` in even batches under ``batch_size``."""
     positions, gw = grid_shape[0] * grid_shape[1], grid_shape[1]
     img = np.repeat(np.arange(len(targets), dtype=np.int32), positions)
     pos = np.tile(np.arange(positions, dtype=np.int32), len(targets))
     for a, b in chunks(len(img), batch_size):
+        if bar is not None:
+            bar.update(s0 * positions + a)
         bi, bp = img[a:b], pos[a:b]
         probs, top, act = passes.occluded(state, bi, bp // gw, bp % gw, tally.maps[s0 + bi])
         tally.probability[s0 + bi, bp] = probs[np.arange(len(bi)), targets[bi]]
@@ -305,7 +311,7 @@ def _occlude_images(passes, state, s0, targets, grid_shape, batch_size, tally):
 
 
 def occlusion(model, inputs, target, patch, stride, fill=None, layer=None, batch_size=32,
-              output=None, incremental=True) -> Occlusion:
+              output=None, incremental=True, progress=False) -> Occlusion:
     """Occlusion sensitivity maps (Zeiler & Fergus 2014, arXiv:1311.2901) for a batch of model inputs.
 
     Args:
@@ -327,6 +333,8 @@ def occlusion(model, inputs, target, patch, stride, fill=None, layer=None, batch
         occluder's footprint when the model allows it (Krypton, Nakandala et
         al. 2019: same numbers up to float rounding, several times fewer
         FLOPs on VGG-style models).
+      progress: a bar over the occluder positions (``keras_convviz.progress``;
+        quiet by default).
     """
     request = prepare(model, inputs, target, output, batch_size)  # fails before any work
     graph, x = request.graph, request.x
@@ -338,7 +346,7 @@ def occlusion(model, inputs, target, patch, stride, fill=None, layer=None, batch
     grid_shape = (len(origins[0]), len(origins[1]))
     tally = _Tally.empty(n, grid_shape[0] * grid_shape[1], int(request.score.output_shape[-1]),
                          int(graph.step(layer).output_shape[-1]))
-    _sweep(request, _passes(request, layer, patch, origins, incremental), fills, grid_shape, tally)
+    _sweep(request, _passes(request, layer, patch, origins, incremental), fills, grid_shape, tally, progress)
     targets = np.where(request.targets < 0, tally.base_class, request.targets)
     rows = np.arange(n)
     return Occlusion(
