@@ -20,6 +20,8 @@ Routes (under ``/data/plugin/convviz``):
 * ``/series?run=R&tag=T``: ``{"run", "tag", "content", "steps": [{"step",
   "wall_time", "blobs": [url, ...]}]}``, downsampled to
   ``--samples_per_plugin convviz=N`` steps (0 = all; default 100).
+* ``/run?run=R``: the run's walk and per-step documents
+  (:func:`tb_plugin.documents.run_documents`).
 * ``/blob?key=K``: the image bytes with their MIME type.
 
 Bad or missing parameters answer 400, unknown runs, tags or blobs 404.
@@ -41,7 +43,7 @@ from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 
-from . import metadata
+from . import documents, metadata
 
 __all__ = ["ConvVizPlugin", "ConvVizPluginLoader", "DEFAULT_DOWNSAMPLE"]
 
@@ -158,6 +160,7 @@ class ConvVizPlugin(base_plugin.TBPlugin):
             "/static/*": self._serve_static,
             "/tags": self._serve_tags,
             "/series": self._serve_series,
+            "/run": self._serve_run,
             "/blob": self._serve_blob,
         }
 
@@ -235,6 +238,20 @@ class ConvVizPlugin(base_plugin.TBPlugin):
         experiment = plugin_util.experiment_id(request.environ)
         try:
             return _json(request, self.series(ctx, experiment, run, tag))
+        except errors.NotFoundError as err:
+            return _text(request, str(err), 404)
+
+    @wrappers.Request.application
+    def _serve_run(self, request):
+        try:
+            run = _param(request, "run")
+        except _BadRequest as err:
+            return _text(request, str(err), 400)
+        ctx = plugin_util.context(request.environ)
+        experiment = plugin_util.experiment_id(request.environ)
+        try:
+            return _json(request, documents.run_documents(self._data_provider, ctx, experiment, run,
+                                                          self._downsample))
         except errors.NotFoundError as err:
             return _text(request, str(err), 404)
 

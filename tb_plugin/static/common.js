@@ -1,12 +1,17 @@
-// Shared by the dashboard's modules: the state, DOM and fetch helpers.
+// Shared by the dashboard's modules: the state, DOM and fetch helpers, and the
+// run documents (model walk, per-step predictions, units and value ranges).
 
 export const state = {
   tags: {},          // run -> tag -> content
-  schema: {input_tag: "", kinds: [], overlay_kinds: [], grid_kinds: [], method_order: []},
+  schema: {input_tag: "", kinds: [], overlay_kinds: [], grid_kinds: [], method_order: [], json_kinds: [],
+    walk_tag: "", step_tag: "", colormaps: {}},
   seriesCache: new Map(), // "run\0tag" -> Promise<series>
+  runCache: new Map(),    // run -> Promise<{walk, steps}>
   filters: {run: "", method: "", layer: "", text: ""},
   page: 0,
   observer: null,
+  view: {name: "cards"}, // or {name: "unit", run, layer, map, probe, step} / {name: "image", run, probe, step}
+  overlay: {on: false, opacity: 0.6}, // the image page's overlay, kept across reloads
 };
 
 export function el(tag, attrs = {}, ...children) {
@@ -38,15 +43,27 @@ export async function getJSON(url) {
   return response.json();
 }
 
-export function series(run, tag) {
-  const key = `${run}\u0000${tag}`;
-  if (!state.seriesCache.has(key)) {
-    const url = `series?${new URLSearchParams({run, tag})}`;
+function cached(cache, key, url) {
+  if (!cache.has(key)) {
     const promise = getJSON(url);
-    promise.catch(() => state.seriesCache.delete(key)); // retry on the next view
-    state.seriesCache.set(key, promise);
+    promise.catch(() => cache.delete(key)); // retry on the next view
+    cache.set(key, promise);
   }
-  return state.seriesCache.get(key);
+  return cache.get(key);
+}
+
+export function series(run, tag) {
+  return cached(state.seriesCache, `${run}\u0000${tag}`, `series?${new URLSearchParams({run, tag})}`);
+}
+
+// The run's documents: {walk: {layers, input_size, class_names} | null, steps: {step: {predictions,
+// explained, units, ranges}}}. Runs logged before schema 2 have none: every helper copes with null.
+export function runDocs(run) {
+  return cached(state.runCache, run, `run?${new URLSearchParams({run})}`).catch(() => ({walk: null, steps: {}}));
+}
+
+export function forget(run, tag) {
+  state.seriesCache.delete(`${run}\u0000${tag}`);
 }
 
 export function showError(message) {
@@ -65,10 +82,57 @@ export function clearError() {
 }
 
 export function imageEl(url, cls, alt) {
-  const img = el("img", {class: cls, src: url, alt: alt || "", loading: "lazy", decoding: "async"});
+  const img = el("img", {class: cls, src: url, alt: alt || "", decoding: "async"});
   img.addEventListener("error", () => {
     img.classList.add("cv-broken");
     img.title = `could not load ${url}`;
   });
   return img;
+}
+
+// ------------------------------------------------------------ class names and numbers
+export function className(docs, index) {
+  const names = docs && docs.walk && docs.walk.class_names;
+  if (index === null || index === undefined || index < 0) return "?";
+  return names && names[index] !== undefined ? names[index] : `class ${index}`;
+}
+
+export function fmt(value) {
+  if (!Number.isFinite(value)) return String(value);
+  if (value === 0) return "0";
+  const a = Math.abs(value);
+  return a >= 1e4 || a < 1e-3 ? value.toExponential(2) : value.toPrecision(3).replace(/\.?0+$/, "");
+}
+
+export function percent(p) {
+  return `${(100 * p).toFixed(p >= 0.995 || p < 0.1 ? 1 : 0)}%`;
+}
+
+// The step document at `step`, or the last one before it (methods logged once, e.g. box filters).
+export function stepDoc(docs, step) {
+  if (!docs || !docs.steps) return null;
+  if (docs.steps[step]) return docs.steps[step];
+  const before = Object.keys(docs.steps).map(Number).filter((s) => s <= step).sort((a, b) => b - a);
+  return before.length ? docs.steps[before[0]] : null;
+}
+
+// "circle 93% (explains square)": the prediction and explained class of probe `index` at `step`.
+export function probeCaption(docs, step, index) {
+  const doc = stepDoc(docs, step);
+  if (!doc || !doc.predictions || !doc.predictions[index]) return "";
+  const [top, p] = doc.predictions[index][0];
+  const explained = doc.explained ? doc.explained[index] : top;
+  const tail = explained === top ? "" : ` \u00b7 explains ${className(docs, explained)}`;
+  return `predicted ${className(docs, top)} ${percent(p)}${tail}`;
+}
+
+export function probeName(docs, labels, index) {
+  return (labels && labels[index]) || `image ${index}`;
+}
+
+// The index of the last step <= `step` in a series' steps (or 0).
+export function stepIndex(steps, step) {
+  let best = 0;
+  steps.forEach((s, i) => { if (s.step <= step) best = i; });
+  return best;
 }
