@@ -185,11 +185,29 @@ def _display_size(placement, max_side):
     return max(1, round(h * factor)), max(1, round(w * factor))
 
 
-def _resample(channel, box, size, resample):
-    """``channel`` (2-D float) over ``box = (x0, y0, x1, y1)`` (its own pixel units) resampled to ``size``."""
-    img = Image.fromarray(np.ascontiguousarray(channel, np.float32), "F")
-    out = img.transform((size[1], size[0]), Image.EXTENT, data=box, resample=resample)
-    return np.asarray(out, np.float32)
+def _positions(lo, hi, count, length):
+    """Sample positions (pixel-centre units) of ``count`` output pixels over ``[lo, hi)``, kept inside it."""
+    centres = lo + (np.arange(count) + 0.5) * (hi - lo) / count - 0.5
+    return np.clip(centres, max(min(lo, hi - 1), 0), min(max(hi - 1, lo), length - 1))
+
+
+def _sample(m, box, size, nearest):
+    """``m`` (2-D or 3-D) over ``box = (y0, y1, x0, x1)`` (its own pixel units) at ``size``.
+
+    Bilinear (or nearest) with sample points clamped inside the box, so no
+    value from outside it (the letterbox margins) bleeds into the edges.
+    """
+    m = np.asarray(m, np.float64)
+    ys, xs = _positions(box[0], box[1], size[0], m.shape[0]), _positions(box[2], box[3], size[1], m.shape[1])
+    if nearest:
+        return m[np.rint(ys).astype(int)][:, np.rint(xs).astype(int)]
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, m.shape[0] - 1), np.minimum(x0 + 1, m.shape[1] - 1)
+    ty, tx = ys - y0, xs - x0
+    shape = (-1, 1) + (1,) * (m.ndim - 2)
+    rows = m[y0] * (1 - ty.reshape(shape)) + m[y1] * ty.reshape(shape)
+    shape = (1, -1) + (1,) * (m.ndim - 2)
+    return rows[:, x0] * (1 - tx.reshape(shape)) + rows[:, x1] * tx.reshape(shape)
 
 
 def map_to_photo(m, placement: Placement, max_side=MAX_DISPLAY_SIDE, resample="bilinear") -> np.ndarray:
@@ -199,19 +217,14 @@ def map_to_photo(m, placement: Placement, max_side=MAX_DISPLAY_SIDE, resample="b
     input (the input's own resolution, or coarser: Grad-CAM cells, an
     occlusion grid); ``resample`` is ``"bilinear"`` or ``"nearest"`` (class
     labels). The result has the visible photo's aspect ratio and its longer
-    side is at most ``max_side``.
+    side is at most ``max_side``; only values inside the region are sampled.
     """
     m = np.asarray(m)
     size = _display_size(placement, max_side)
     (H, W), (mh, mw) = placement.size, m.shape[:2]
     y0, y1, x0, x1 = placement.region
-    box = (x0 * mw / W, y0 * mh / H, x1 * mw / W, y1 * mh / H)
-    mode = Image.NEAREST if resample == "nearest" else Image.BILINEAR
-    if m.ndim == 2:
-        out = _resample(m, box, size, mode)
-    else:
-        out = np.stack([_resample(m[..., c], box, size, mode) for c in range(m.shape[-1])], -1)
-    return out.astype(m.dtype) if m.dtype.kind in "iu" else out
+    out = _sample(m, (y0 * mh / H, y1 * mh / H, x0 * mw / W, x1 * mw / W), size, resample == "nearest")
+    return out.astype(m.dtype) if m.dtype.kind in "iu" else out.astype(np.float32)
 
 
 def photo_view(image, placement: Placement, max_side=MAX_DISPLAY_SIDE) -> np.ndarray:
