@@ -354,7 +354,7 @@ def test_callback_fractional_targets_refused_in_on_train_begin(demo_model, tmp_p
 
 
 # ---------------------------------------------------------------- dashboard
-def _hostile_logdir(root, contents):
+def hostile_logdir(root, contents):
     import tensorflow as tf
 
     from keras_convviz import summary
@@ -399,7 +399,7 @@ def python_blob_key(run, tag, step, index, plugin="convviz"):
 
 
 def test_dashboard_deeply_nested_content_is_skipped_python_loader(tmp_path):
-    _hostile_logdir(tmp_path, [DEEP, b"[" * 50_000, b'{"version": 1, "kind": {"a": ' * 3000 + b"1" + b"}" * 6000])
+    hostile_logdir(tmp_path, [DEEP, b"[" * 50_000, b'{"version": 1, "kind": {"a": ' * 3000 + b"1" + b"}" * 6000])
     client = python_loader_client(tmp_path)
     r = client.get(BASE + "/tags")
     assert r.status_code == 200
@@ -411,7 +411,7 @@ def test_dashboard_deeply_nested_content_is_skipped_python_loader(tmp_path):
 
 @pytest.mark.parametrize("index", [1.5, [0, 1], None, -1, True, 1 << 70, "0"])
 def test_dashboard_blob_route_checks_type_and_range_python_loader(tmp_path, index):
-    _hostile_logdir(tmp_path, [])
+    hostile_logdir(tmp_path, [])
     client = python_loader_client(tmp_path)
     good = python_blob_key("exp/convviz", "saliency/predictions/heatmap", 0, 0)
     r = client.get(BASE + "/blob?key=" + good)
