@@ -16,31 +16,109 @@ import numpy as np
 from tb_plugin import metadata as md
 
 STEPS = 3
+CLASS_NAMES = ["circle", "square", "triangle", "cross"]
+PROBE_LABELS = ["probe 0", "probe 1"]
+
+# A hand-written model walk for the 32x32 pictures below (the browser test checks the dashboard
+# against this geometry, independently of keras_convviz.fields).
+WALK_LAYERS = [
+    {"name": "block1_conv1", "type": "Conv2D", "output_shape": [32, 32, 8], "rf_size": [3, 3], "rf_stride": [1, 1],
+     "rf_padding": [1, 1]},
+    {"name": "block1_conv2", "type": "Conv2D", "output_shape": [32, 32, 8], "rf_size": [5, 5], "rf_stride": [1, 1],
+     "rf_padding": [2, 2]},
+    {"name": "block1_pool", "type": "MaxPooling2D", "output_shape": [16, 16, 8], "rf_size": [6, 6],
+     "rf_stride": [2, 2], "rf_padding": [2, 2]},
+    {"name": "block3_conv2", "type": "Conv2D", "output_shape": [8, 8, 16], "rf_size": [14, 14], "rf_stride": [4, 4],
+     "rf_padding": [5, 5]},
+    {"name": "predictions", "type": "Dense", "output_shape": [4]},
+]
 
 
-def write_logdir(root):
-    """A small real logdir: one run with probe images, a heatmap, deconv maps and top-k patches.
+def unit_position(step, probe, m):
+    """Where followed map ``m`` of block3_conv2 peaks on ``probe`` at ``step`` (moves with the step)."""
+    return (1 + step + probe) % 8, (2 * m + step) % 8, 1.5 + step
+
+
+def predictions(step):
+    """Per probe: the top classes with probabilities; probe 0 becomes a confident circle."""
+    p = 0.4 + 0.2 * step
+    return [[(0, p), (1, 1 - p)], [(2, 0.7), (3, 0.3)]]
+
+
+def write_step(w, step, rng, old=False):
+    """One step of every tag (and, unless ``old``, its step document)."""
+    from keras_convviz.loggers.base import heatmap_images, projection_images
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    blob = np.exp(-((yy - 6 - 10 * step) ** 2 + (xx - 16) ** 2) / 30.0) * (step + 1)
+    ranges = {}
+
+    def put(method, layer, detail, pictures, kind, **kw):
+        scale = None if old else pictures.scale
+        tag = w.images(method, layer, detail, pictures.images, step, kind, labels=PROBE_LABELS, scale=scale, **kw)
+        ranges[tag] = pictures.ranges.tolist()
+
+    put("gradcam", "block3_conv2", "heatmap", heatmap_images(np.stack([blob, blob.T]), (32, 32)), "heatmap",
+        params={"target": "predicted"})
+    put("integrated", "predictions", "heatmap", heatmap_images(np.stack([blob - 0.5, 0.5 - blob.T]), (32, 32),
+                                                               signed=True), "heatmap", params={"target": [0, 2]})
+    for m in (3, 7):
+        put("deconv", "block3_conv2", f"map{m:04d}", projection_images(rng.normal(0, 1, (2, 32, 32, 3)) * (step + 1)),
+            "projection", map=m)
+    w.images("topk", "block3_conv2", "map0003", rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8), step,
+             "patches", map=3, params={"k": 4})
+    w.images("topk", "block3_conv2", "map0003_projections", rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
+             step, "patches", map=3, params={"k": 4})
+    w.images("classmodel", "predictions", "class0002", rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8), step,
+             "image", params={"target": 2})
+    if not old:
+        units = {"block3_conv2": {m: [unit_position(step, i, m) for i in range(2)] for m in (3, 7)}}
+        w.document(md.STEP_TAG, "stepinfo", md.make_step_info(predictions(step), [0, 2], units, ranges), step)
+
+
+def write_logdir(root, run="demo", steps=STEPS):
+    """A small real logdir: one run with probe images, heatmaps (one signed), deconv maps, top-k patches,
+    a class model, the model walk with class names and a step document per step.
 
     Every step's images differ, so a step slider visibly changes them.
     """
-    from keras_convviz import render, summary
+    from keras_convviz import summary
 
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:32, 0:32]
-    with summary.Writer(os.path.join(str(root), "demo", "convviz")) as w:
+    with summary.Writer(os.path.join(str(root), run, "convviz")) as w:
         probe = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
-        w.images(*md.split_tag(md.INPUT_TAG), probe, 0, "input", labels=["probe 0", "probe 1"])
-        for step in range(STEPS):
-            blob = np.exp(-((yy - 6 - 10 * step) ** 2 + (xx - 16) ** 2) / 30.0)
-            heat = np.stack([render.heatmap(blob), render.heatmap(blob.T)])
-            w.images("gradcam", "block3_conv2", "heatmap", heat, step, "heatmap", params={"target": "predicted"},
-                     labels=["probe 0", "probe 1"])
-            for m in (3, 7):
-                proj = rng.normal(0, 1, (2, 32, 32, 3)) * (step + 1)
-                w.images("deconv", "block3_conv2", f"map{m:04d}", [render.projection_image(p) for p in proj],
-                         step, "projection", map=m, labels=["probe 0", "probe 1"])
-            w.images("topk", "block3_conv2", "map0003", rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
-                     step, "patches", map=3, params={"k": 4})
+        w.images(*md.split_tag(md.INPUT_TAG), probe, 0, "input", labels=PROBE_LABELS)
+        w.document(md.WALK_TAG, "walk", md.make_walk(WALK_LAYERS, (32, 32), CLASS_NAMES), 0)
+        for step in range(steps):
+            write_step(w, step, rng)
+    return str(root)
+
+
+def append_step(root, step, run="demo"):
+    """Write one more step into ``run`` (a new event file, as a resumed training would)."""
+    from keras_convviz import summary
+
+    with summary.Writer(os.path.join(str(root), run, "convviz")) as w:
+        write_step(w, step, np.random.default_rng(step))
+
+
+def write_old_logdir(root, run="old"):
+    """A run written with content version 1 (before issue 12): no scales, no walk, no step documents."""
+    import tensorflow as tf
+
+    from keras_convviz import summary
+
+    rng = np.random.default_rng(1)
+    path = os.path.join(str(root), run, "convviz")
+    with tf.summary.create_file_writer(path).as_default():
+        for tag, kind, images in ((md.INPUT_TAG, "input", rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)),
+                                  ("saliency/predictions/heatmap", "heatmap",
+                                   rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8))):
+            method, layer, detail = md.split_tag(tag)
+            content = md.make_content(method, layer, detail, kind, labels=PROBE_LABELS)
+            content["version"] = 1  # exactly what the version-1 writer stored
+            for step in range(2):
+                summary.write_images(tag, images, step, content)
     return str(root)
 
 
