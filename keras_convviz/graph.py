@@ -57,6 +57,11 @@ class Step:
         return len(self.output_shape) == 3
 
     @property
+    def is_map(self):
+        """A spatial output with more than one position (not a ``(1, 1)`` gate or classifier conv)."""
+        return self.is_spatial and tuple(self.output_shape[:2]) != (1, 1)
+
+    @property
     def relu_max(self):
         return 6.0 if self.activation == "relu6" else None
 
@@ -159,10 +164,10 @@ class Graph:
     def block_ends(self):
         """The last conv layer of each block: before every downsampling and at the end.
 
-        These are the default layers for deconv projections (the convs whose
-        output feeds a pooling or strided layer, plus the last conv).
+        The default layers of deconv, top-k, occlusion and the callback. Only
+        maps with more than one position count (not MobileNet's ``conv_preds``).
         """
-        convs = self.conv_steps()
+        convs = [s for s in self.conv_steps() if s.is_map]
         ends = []
         for a, b in zip(convs, convs[1:]):
             if b.output_shape[:2] != a.output_shape[:2]:
@@ -170,6 +175,15 @@ class Graph:
         if convs:
             ends.append(convs[-1].name)
         return ends
+
+    def last_map_before(self, name):
+        """The last map (more than one position) on the path to ``name``: the Grad-CAM default."""
+        target = self.step(name)
+        maps = [self.steps[i] for i in self.ancestors([target.name]) if self.steps[i].is_map]
+        if not maps:
+            raise ValueError(f"model {self.model.name!r} has no spatial (H, W, C) layer with more than one "
+                             f"position before {target.name!r}; pass layer= explicitly.")
+        return maps[-1].name
 
 
 # ---------------------------------------------------------------- walking

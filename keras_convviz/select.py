@@ -18,7 +18,7 @@ from .graph import walk
 from .probe import compiled, input_spec, run
 
 __all__ = ["score_step", "logits", "num_classes", "target_scores", "pick_scores", "probabilities",
-           "predicted_classes", "class_probabilities", "top_maps"]
+           "predicted_classes", "class_probabilities", "top_maps", "region_score"]
 
 
 def score_step(model, output=None):
@@ -133,3 +133,40 @@ def top_maps(activations, spec):
     m = count(spec, channels, "maps")
     peaks = acts.reshape(acts.shape[0], -1, channels).max(axis=1)
     return np.argsort(-peaks, axis=1, kind="stable")[:, :m]
+
+
+def region_score(model, box, layer=None, name="region_score"):
+    """A model whose one output is the mean of a spatial map over ``box``: a score to explain.
+
+    Dense-output networks (edge detectors such as HED, segmenters) have no
+    class score; this makes one that every class-score method (saliency,
+    SmoothGrad, guided backprop, IG, Grad-CAM, occlusion) explains with
+    ``target=None`` or 1: ``S(x) = mean of map[y:y+h, x:x+w]``. ``layer``
+    defaults to the model's output, taken before its standalone final
+    activation (the edge *logits*, as class scores are pre-softmax logits).
+    ``box = (x, y, w, h)`` is in that map's units (input pixels for a
+    full-resolution output). The new model shares the original's layers and
+    weights (Cropping2D + GlobalAveragePooling2D named ``name``).
+    """
+    import keras
+
+    graph = walk(model)
+    step = graph.step(layer) if layer is not None else graph.output_steps[0]
+    if layer is None and step.activation != "linear" and not step.fused:
+        step = graph.producer(step.input_ids[0])  # the logits before a standalone activation
+    step = graph.spatial_step(step)
+    h, w = step.output_shape[:2]
+    values = [int(v) for v in box] if len(tuple(box)) == 4 else []
+    if len(values) != 4 or values[2] < 1 or values[3] < 1 or values[0] < 0 or values[1] < 0 \
+            or values[0] + values[2] > w or values[1] + values[3] > h:
+        raise ValueError(f"box {tuple(box)!r} must be (x, y, w, h) inside the {h}x{w} (HxW) map of "
+                         f"{step.name!r}, with w, h >= 1.")
+    x0, y0, bw, bh = values
+    try:
+        tensor = step.node.outputs[0]
+        crop = keras.layers.Cropping2D(((y0, h - y0 - bh), (x0, w - x0 - bw)), name=f"{name}_box")(tensor)
+        score = keras.layers.GlobalAveragePooling2D(name=name)(crop)
+        return keras.Model(graph.model.inputs, score, name=f"{graph.model.name}_{name}")
+    except ValueError as err:
+        raise ValueError(f"cannot build a region score on layer {step.name!r} (inside a nested model?): "
+                         f"{str(err).splitlines()[0]}; pass a layer of the outer model.") from None

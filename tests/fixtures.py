@@ -153,3 +153,28 @@ def random_model(seed, pool):
     for w in model.weights:
         w.assign(np.abs(np.random.default_rng(seed + 1).normal(size=w.shape)).astype("float32") + 0.1)
     return model
+
+
+# ------------------------------------------------ keras.applications, built once per session
+# name -> (builder name, smallest input side the family accepts)
+APPLICATIONS = {
+    "VGG16": ("VGG16", 32), "VGG19": ("VGG19", 32), "ResNet50": ("ResNet50", 32),
+    "ResNet50V2": ("ResNet50V2", 32), "InceptionV3": ("InceptionV3", 75), "Xception": ("Xception", 71),
+    "DenseNet121": ("DenseNet121", 32), "MobileNet": ("MobileNet", 32), "MobileNetV2": ("MobileNetV2", 32),
+    "MobileNetV3Small": ("MobileNetV3Small", 32), "MobileNetV3Large": ("MobileNetV3Large", 32),
+    "EfficientNetB0": ("EfficientNetB0", 32), "EfficientNetV2B0": ("EfficientNetV2B0", 32),
+    "ConvNeXtTiny": ("ConvNeXtTiny", 32), "NASNetMobile": ("NASNetMobile", 32),
+}
+_APPLICATION_CACHE = {}
+
+
+def application(name, size=None, classes=10):
+    """``keras.applications.<name>(weights=None)`` at a small square input, built once per session."""
+    builder, smallest = APPLICATIONS[name]
+    side = max(int(size or smallest), smallest)
+    key = (name, side, classes)
+    if key not in _APPLICATION_CACHE:
+        keras.utils.set_random_seed(0)
+        _APPLICATION_CACHE[key] = getattr(keras.applications, builder)(
+            weights=None, input_shape=(side, side, 3), classes=classes)
+    return _APPLICATION_CACHE[key]

@@ -16,7 +16,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from ..fields import layer_geometry
+import keras
+
+from ..fields import RESAMPLING, is_gate_merge, layer_geometry
 
 __all__ = ["build_chain", "Chain", "INPUT"]
 
@@ -42,6 +44,7 @@ class _Op:
     pads: tuple = ((0, 0), (0, 0))  # (before, after) per dim; negative = crop
     weights: tuple = ()  # merges: per-branch weights
     axis: int = 0  # spatial concat: 1 (rows) or 2 (cols)
+    method: str = ""  # resize: the layer's interpolation (the mask is resampled as the map is)
     shown: bool = False
     listed: bool = True  # in the result (ZeroPadding is folded into the next layer)
 
@@ -65,7 +68,12 @@ def _plan(graph, layer, hw):
         if len(out) != 3 or not branches:
             continue  # a vector branch (e.g. squeeze-excite) or one fed by no map
         if step.kind == "merge":
+            if is_gate_merge(step):  # squeeze-excite: the (1, 1) gates carry no map
+                branches = [t for t in branches if have[t] != (1, 1)]
             op = _merge_op(step, branches)
+        elif step.type_name in RESAMPLING:
+            op = _Op(step.name, "resize", (branches[0],), step.output_ids, tuple(out[:2]), shown=True,
+                     method=str(getattr(step.layer, "interpolation", "bilinear")))
         else:
             op = _box_op(step, branches[0], have[branches[0]], step.name == target.name)
         ops.append(op)
@@ -153,6 +161,8 @@ def _run_ops(ops, in_id, x, distinct=False):
             y = tf.add_n([w * values[t] for w, t in zip(op.weights, op.inputs)]) if len(op.inputs) > 1 \
                 else values[op.inputs[0]]
             y = tf.broadcast_to(y, tf.concat([[1], list(op.out_hw), tf.shape(y)[3:]], 0))
+        elif op.kind == "resize":  # the layer's own resampling, applied to the mask
+            y = keras.ops.image.resize(values[op.inputs[0]], op.out_hw, interpolation=op.method)
         else:  # spatial concat
             y = tf.concat([values[t] for t in op.inputs], axis=op.axis)
         values.update({o: y for o in op.outputs})

@@ -22,14 +22,10 @@ __all__ = ["gradcam", "default_layer"]
 
 
 def default_layer(model, output=None):
-    """The last spatial layer the class score depends on (the Grad-CAM default)."""
+    """The last spatial layer with more than one position the class score depends on
+    (the Grad-CAM default: ``Graph.last_map_before``)."""
     graph = walk(model)
-    step = score_step(graph, output)
-    spatial = [graph.steps[i] for i in graph.ancestors([step.name]) if graph.steps[i].is_spatial]
-    if not spatial:
-        raise ValueError(f"model {graph.model.name!r} has no spatial (H, W, C) layer before "
-                         f"{step.name!r}; Grad-CAM needs one.")
-    return spatial[-1].name
+    return graph.last_map_before(score_step(graph, output).name)
 
 
 def _cam_fn(graph, layer, step, upsample):
