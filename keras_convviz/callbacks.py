@@ -39,6 +39,7 @@ from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopK
 from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
                              SmoothGradLogger)
 from .methods.capture import capture
+from .distributed import broadcast_from_chief, current_strategy, is_chief
 from .request import as_batch
 from .select import num_classes, top_maps
 
@@ -108,7 +109,11 @@ class FollowedMaps:
             channels = self.graph.step(name).output_shape[-1]
             spec = min(self.spec, channels) if isinstance(self.spec, numbers.Integral) else self.spec
             # all probe images as one: the maps strongest anywhere in the probe
-            self.chosen[name] = sorted(int(m) for m in top_maps(acts[name][None], spec)[0])
+            chosen = np.zeros(channels)
+            chosen[top_maps(acts[name][None], spec)[0]] = 1
+            # several workers: the chief's choice, so every worker follows the same maps
+            chosen = broadcast_from_chief(current_strategy(), chosen)
+            self.chosen[name] = [int(m) for m in np.flatnonzero(chosen)]
 
 
 class ConvVizCallback(keras.callbacks.Callback):
@@ -297,7 +302,12 @@ class ConvVizCallback(keras.callbacks.Callback):
         if self._writer is None:
             from .summary import Writer
 
-            self._writer = Writer(os.path.join(self.log_dir, self.run) if self.run else self.log_dir)
+            folder = os.path.join(self.log_dir, self.run) if self.run else self.log_dir
+            if not is_chief(current_strategy()):  # multi-worker: only the chief writes the run folder
+                import tempfile
+
+                folder = tempfile.mkdtemp(prefix="convviz-worker-")
+            self._writer = Writer(folder)
         if md.INPUT_TAG not in self._writer.contents:
             method, layer, detail = md.split_tag(md.INPUT_TAG)
             self._write(method, layer, detail, list(self.probe_display), step, "input",

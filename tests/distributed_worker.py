@@ -47,7 +47,26 @@ def table(result):
 
 policies = tf.data.experimental.AutoShardPolicy
 results = {}
-if mode == "mirrored":
+if mode == "callback":  # worker-specific weights: left alone, each would follow other maps
+    from keras_convviz.callbacks import ConvVizCallback
+
+    resolver = strategy.cluster_resolver
+    with strategy.scope():
+        keras.utils.set_random_seed(100 + resolver.task_id)
+        net = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(8, 3, activation="relu", name="c"),
+                                keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(3)])
+        kernel = net.get_layer("c").kernel  # MWMS syncs initial values: make the workers drift apart
+        kernel.assign(np.random.default_rng(resolver.task_id).normal(size=kernel.shape).astype(np.float32))
+        cb = ConvVizCallback(os.path.join(data_dir, "logs"), images[:3], methods=["deconv"], layers=["c"], maps=3)
+        cb.set_model(net)
+        cb.on_train_begin()
+        cb.on_epoch_end(0)
+        cb.on_train_end()
+        own = ConvVizCallback(os.path.join(data_dir, "unused"), images[:3], methods=["deconv"], layers=["c"], maps=3)
+    own.set_model(net)
+    own.configure()
+    results = {"task": resolver.task_id, "followed": cb.fixed_maps("c"), "own": own.fixed_maps("c")}
+elif mode == "mirrored":
     results["mirrored_9_8"] = table(top_activations(model, images[:9], layer, k=3, batch_size=8, strategy=strategy))
     results["single_9_8"] = table(top_activations(model, images[:9], layer, k=3, batch_size=8))
 else:

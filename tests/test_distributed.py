@@ -137,3 +137,19 @@ def test_mirrored_nine_images_batch_eight(setup):
     _assert_same(result["mirrored_9_8"], result["single_9_8"])
     _assert_same(result["mirrored_9_8"], _table(top_activations(model, images[:9], "conv", k=3, batch_size=8)),
                  exact=False)
+
+
+def test_callback_chief_writes_and_chooses_for_all_workers(setup):
+    """Hooks driven as a custom training loop does (Keras 3 fit itself fails under
+    MultiWorkerMirroredStrategy in this TF/Keras pairing; see README, "Scale")."""
+    folder = setup[0]
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    tf_configs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+                  for i in range(2)]
+    results = sorted(_spawn(folder, "callback", tf_configs, mode="callback"), key=lambda r: r["task"])
+    chief, other = results
+    assert chief["own"] != other["own"]  # left to themselves the workers disagree
+    assert chief["followed"] == other["followed"] == chief["own"]
+    events = [f for f in (folder / "logs").rglob("*") if f.is_file()]
+    assert len(events) == 1 and "tfevents" in events[0].name
