@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own module under ``keras_convviz/commands`` and
 exposes ``register(subparsers)``, which adds its parser and sets ``run``.
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback unless
-``--debug``), 1 an internal error.
+Exit codes: 0 success, 2 bad input or an OS error (one line on stderr, no
+traceback unless ``--debug``), 130 / 143 SIGINT / SIGTERM (one line), 1 an
+internal error. ``main`` is the one error boundary (see its docstring).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main(argv=None):
     saved = {number: signal.signal(number, _raise_interrupted) for number in _SIGNALS}
     # over a file-size limit (ulimit -f) a write fails with EFBIG, an OSError, instead of killing us
     saved[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    in_process = argv is not None  # called from Python (tests), not as the process's entry point
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(argv)
@@ -87,8 +89,19 @@ def main(argv=None):
         print("convviz: interrupted (SIGINT)", file=sys.stderr)
         return 130
     finally:
-        for number, handler in saved.items():
-            signal.signal(number, handler)
+        for number, handler in saved.items():  # in-process callers get their handlers back
+            signal.signal(number, handler if in_process or number == signal.SIGXFSZ else _exit_at_shutdown)
+
+
+def _exit_at_shutdown(signum, frame):
+    """A signal while the interpreter shuts down (TensorFlow's teardown takes seconds): one line, 128 + signal.
+
+    Every output is complete by then; an exception here would only print
+    "Exception ignored" tracebacks from atexit handlers.
+    """
+    sys.stdout.flush()
+    print(f"convviz: interrupted ({signal.Signals(signum).name})", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def _run(argv):

@@ -1,0 +1,176 @@
+"""Soak test: ConvVizCallback through many logging steps with every method, served live (issue 14).
+
+The demo model trains for ``--steps`` batches with ``ConvVizCallback(every_n_batches=1)``
+logging every method in ``callbacks.METHODS`` at every batch, while
+``tensorboard --load_fast=true`` (the Rust data server, loopback only) serves
+the growing logdir and a poller asks for the ConvViz tag listing twice a
+second. Checked: training finishes, no method fails, every listing answer is
+200, every event file reads back record by record, each per-step tag holds
+one entry per step, and the served series has every step. Reported: the
+process's resident memory growth per logging step (least-squares slope of
+RSS over the steps after a warm-up), the time per step and the poll count.
+
+    python benchmarks/soak_callback.py --steps 200
+
+tests/test_soak.py runs the same function with a few steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Cheap settings for every method: the soak is about many steps, not big maps.
+OPTIONS = {
+    "deconv": {}, "guided": {}, "saliency": {}, "smoothgrad": {"samples": 2}, "integrated": {"steps": 4},
+    "gradcam": {}, "occlusion": {"patch": 16, "stride": 16}, "topk": {"k": 4}, "classmodel": {"steps": 2},
+    "boxfilter": {},
+}
+
+
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Poller(threading.Thread):
+    """Asks for ``/tags`` every ``interval`` seconds; keeps every status code."""
+
+    def __init__(self, base, interval=0.5):
+        super().__init__(daemon=True)
+        self.base, self.interval = base, interval
+        self.codes, self.stop = [], threading.Event()
+
+    def run(self):
+        from tb_helpers import get
+
+        while not self.stop.is_set():
+            try:
+                self.codes.append(get(self.base + "/data/plugin/convviz/tags", timeout=10)[0])
+            except OSError as err:  # a refused or dropped connection counts as a failure
+                self.codes.append(f"{type(err).__name__}")
+            self.stop.wait(self.interval)
+
+
+def read_back(logdir):
+    """``{tag: steps}`` over every event file, each read record by record (raises on a corrupt one)."""
+    import tensorflow as tf
+
+    steps, files = {}, sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True))
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, set()).add(int(event.step))
+    return files, steps
+
+
+class Memory:
+    """RSS after every logging step (a Keras callback placed after ConvVizCallback)."""
+
+    def __init__(self):
+        import keras
+
+        self.samples = []
+        self.callback = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: self.samples.append(rss_bytes()))
+
+    def growth_per_step(self, warmup):
+        import numpy as np
+
+        y = np.asarray(self.samples[warmup:], np.float64)
+        if len(y) < 3:
+            return float("nan")
+        return float(np.polyfit(np.arange(len(y)), y, 1)[0])
+
+
+def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None):
+    """Run the soak; returns a dict of measurements (raises AssertionError when a check fails)."""
+    import numpy as np
+
+    from keras_convviz import ConvVizCallback, demo
+    from tb_helpers import get, tensorboard
+
+    logdir = logdir or tempfile.mkdtemp(prefix="convviz-soak-")
+    os.makedirs(logdir, exist_ok=True)
+    model = demo.load_model()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y, _ = demo.shapes(max(steps * 2, 16), seed=3)
+    x, y = x[:steps * 2], y[:steps * 2]
+    heldout = np.asarray(demo.shapes(16, seed=4)[0], np.float32)
+    x = np.asarray(x, np.float32)
+    cb = ConvVizCallback(logdir, x[:2], methods={m: dict(OPTIONS[m]) for m in methods}, every_n_epochs=None,
+                         every_n_batches=1, maps=2, heldout=heldout)
+    memory = Memory()
+    with tensorboard(logdir, load_fast=True, extra=["--samples_per_plugin", "convviz=0"], wait_for_tags=False) as base:
+        poller = Poller(base)
+        poller.start()
+        start = time.perf_counter()
+        history = model.fit(x, np.asarray(y), batch_size=2, epochs=1, shuffle=False, verbose=0,
+                            callbacks=[cb, memory.callback])
+        seconds = time.perf_counter() - start
+        time.sleep(3)  # two more reloads of the served logdir, still polled
+        poller.stop.set()
+        poller.join(timeout=15)
+        tags_status, _, body = get(base + "/data/plugin/convviz/tags")
+        runs = json.loads(body)["runs"]
+        series_steps = {}
+        for tag in ("saliency/predictions/heatmap",):
+            found = [t for t in runs.get("convviz", {}) if t.split("/")[0] == tag.split("/")[0]]
+            if found:
+                url = base + "/data/plugin/convviz/series?" + urllib.parse.urlencode({"run": "convviz", "tag": found[0]})
+                series_steps[found[0]] = len(json.loads(get(url)[2])["steps"])
+    files, tag_steps = read_back(logdir)
+    per_step = {t: len(s) for t, s in tag_steps.items() if len(s) > 1}
+    result = {
+        "steps": steps, "methods": list(methods), "trained_batches": len(memory.samples),
+        "loss_finite": bool(np.isfinite(history.history["loss"][-1])), "failed": dict(cb.failed),
+        "unwritable": cb.unwritable, "seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / steps, 3), "polls": len(poller.codes),
+        "non_200_polls": [c for c in poller.codes if c != 200], "final_tags_status": tags_status,
+        "event_files": len(files), "tags": len(tag_steps),
+        "per_step_tags_complete": all(n == steps for n in per_step.values()) and bool(per_step),
+        "served_series_steps": series_steps,
+        "rss_start_mb": round(memory.samples[0] / 2**20, 1) if memory.samples else None,
+        "rss_end_mb": round(memory.samples[-1] / 2**20, 1) if memory.samples else None,
+        "rss_growth_kb_per_step": round(memory.growth_per_step(warmup if warmup is not None else min(20, steps // 4))
+                                        / 1024, 1),
+    }
+    return result
+
+
+def check(result):
+    """The soak's pass conditions."""
+    assert result["trained_batches"] == result["steps"], result
+    assert result["loss_finite"] and not result["failed"] and result["unwritable"] is None, result
+    assert result["polls"] > 0 and not result["non_200_polls"] and result["final_tags_status"] == 200, result
+    assert result["event_files"] >= 1 and result["per_step_tags_complete"], result
+    assert all(n == result["steps"] for n in result["served_series_steps"].values()), result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--logdir", default=None)
+    args = parser.parse_args()
+    result = soak(args.steps, args.logdir)
+    print(json.dumps(result, indent=1))
+    check(result)
+    print("soak passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Short soak (issue 14): every method logged at every batch while ``tensorboard --load_fast=true`` serves the logdir.
+
+benchmarks/soak_callback.py runs the same function for 200 steps and
+reports the memory growth per step.
+"""
+
+import importlib.util
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_soak_callback_every_method_served_live(tmp_path):
+    spec = importlib.util.spec_from_file_location("soak_callback",
+                                                  os.path.join(HERE, "..", "benchmarks", "soak_callback.py"))
+    soak_callback = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak_callback)
+    result = soak_callback.soak(steps=3, logdir=str(tmp_path / "logs"))
+    soak_callback.check(result)  # trained, no method failed, every poll 200, every event reads back, every step
+    assert set(result["methods"]) == set(soak_callback.OPTIONS)
+    assert result["served_series_steps"] == {"saliency/predictions/heatmap": 3}
