@@ -14,7 +14,9 @@ import {titleOf} from "./card.js";
 function mapTags(run, walk) {
   const tags = state.tags[run] || {}, order = state.schema.method_order;
   const layerRank = (name) => (walk ? walk.layers.findIndex((l) => l.name === name) : -1);
-  const rank = (c) => [order.indexOf(c.method) < 0 ? order.length : order.indexOf(c.method), layerRank(c.layer)];
+  // the class-score methods side by side first; the many followed deconv maps after them
+  const methodRank = (m) => (order.indexOf(m) < 0 ? order.length : order.indexOf(m)) + (m === "deconv" ? order.length : 0);
+  const rank = (c) => [methodRank(c.method), layerRank(c.layer)];
   return Object.keys(tags).filter((t) => state.schema.overlay_kinds.includes(tags[t].kind)).sort((a, b) => {
     const ra = rank(tags[a]), rb = rank(tags[b]);
     return ra[0] - rb[0] || ra[1] - rb[1] || (a < b ? -1 : a > b ? 1 : 0);
