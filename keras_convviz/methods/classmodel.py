@@ -22,6 +22,8 @@ from ..graph import walk
 from ..probe import compiled, input_spec, run
 from ..request import as_batch
 from ..select import num_classes, score_step
+from .featurevis import optimize_plan, resolve_param
+from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
 
@@ -167,10 +169,26 @@ def _start(graph, settings, rng, init, n, noise):
     return x
 
 
+def _climb(graph, settings, goal, param, colors, init, noise, penalties, progress):
+    """``(images, history)``: Simonyan's pixel loop, or the feature-visualization engine (``param``)."""
+    rng = np.random.default_rng(settings.seed)
+    if param != "pixel":
+        if goal.feature:
+            objective = channel(goal.step, goal.index)
+        else:
+            objective = (class_logit if goal.score == "logit" else class_log_probability)(goal.index, goal.step)
+        x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, penalties=penalties,
+                                   rng=rng, progress=progress)
+        return tf.constant(x), history
+    x = _start(graph, settings, rng, init, len(goal.index), noise)
+    extra = (tf.constant(goal.index, tf.int64),) + tuple(tf.constant(v, tf.float32) for v in penalties)
+    return run_iterations(settings, _iteration(graph, goal, settings.optimizer), x, extra, rng, progress, "score")
+
+
 def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_every=0,
                 blur_sigma=0.5, tv=0.0, clip=None, layer=None, map=None, value_range=None,
                 seed=0, progress=False, optimizer="adam", init=None, tv_beta=2.0, scale=None,
-                centre=None, noise=0.0, score="logit", output=None) -> ClassModel:
+                centre=None, noise=0.0, score="logit", output=None, param=None, colors=None) -> ClassModel:
     """Images that maximize a class score (Simonyan et al. 2014) or a feature map.
 
     From the zero image (``centre``), ``steps`` iterations of gradient ascent
@@ -196,6 +214,10 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
         ``START_NOISE`` (1e-2), because the exact zero image is a fixed point
         of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
+      param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis` (Olah et al.
+        2017: Fourier + colour decorrelation + random rotation/scale/jitter), but ``"pixel"`` with
+        ``init`` or ``blur_every``; ``"pixel"``: exactly Simonyan's method; or ``"decorrelated"``.
+        ``colors``: that engine's colour matrix (``parameterize.colour_matrix(images)``).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
         progress, optimizer, scale, centre: the shared options.
 
@@ -216,11 +238,8 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
         raise ValueError("map= selects a feature map of layer=; pass layer=NAME too, or target=CLASS alone")
     else:
         goal = _class_goal(graph, head, target, score, output)
-    rng = np.random.default_rng(settings.seed)
-    x = _start(graph, settings, rng, init, len(goal.index), noise)
+    x, history = _climb(graph, settings, goal, resolve_param(param, init, blur_every), colors, init, noise,
+                        (l2, tv, tv_beta), progress)
     index = tf.constant(goal.index, tf.int64)
-    extra = (index, tf.constant(l2, tf.float32), tf.constant(tv, tf.float32), tf.constant(tv_beta, tf.float32))
-    x, history = run_iterations(settings, _iteration(graph, goal, settings.optimizer), x, extra, rng,
-                                progress, "score")
     scores, logits, probabilities = (t.numpy() for t in _final_fn(graph, head.name, goal)(x, index))
     return ClassModel(x.numpy(), history, goal.index, scores, logits, probabilities)

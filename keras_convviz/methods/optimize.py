@@ -311,7 +311,8 @@ def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend, image=No
                 else:
                     value = objective(*image.view(x, shift, t, low, high, centre, scale, extra), centre, scale, extra)
             g = input_gradient(tf.reduce_sum(value), x)
-            if image is not None:
+            if image is not None:  # each image's gradient at unit RMS: Adam's epsilon cannot stall tiny ones
+                g = g / (tf.sqrt(tf.reduce_mean(g * g, axis=list(range(1, g.shape.rank)), keepdims=True)) + 1e-30)
                 return (*_update(optimizer, x, g, m, v, t, lr, 1.0, ascend), value)
             x, m, v = _update(optimizer, x, g, m, v, t, lr, scale, ascend)
             x = tf.cond(do_blur, lambda: blur(x, kernel), lambda: x)

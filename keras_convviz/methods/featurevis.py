@@ -1,0 +1,217 @@
+"""Feature visualization people can read (Olah et al. 2017, "Feature Visualization", Distill).
+
+``featurevis(model, objective)`` finds input images that maximize an
+objective of :mod:`.objectives` (a class logit or log probability, a
+channel, a neuron, a direction, a diversity term, or a weighted sum), with
+the three ingredients of Lucid and of Mordvintsev et al. 2018
+("Differentiable Image Parameterizations", Distill):
+
+* a decorrelated parameterization (:mod:`.parameterize`): ``"fourier"``
+  (1/f-scaled spectrum plus colour decorrelation, the default),
+  ``"decorrelated"`` (colour decorrelation on pixels), or ``"pixel"``:
+  Simonyan et al.'s (2014, arXiv:1312.6034) plain gradient ascent on the
+  pixels with jitter and clipping, the loop of :mod:`.optimize` unchanged;
+* transformation robustness: every step the model sees each image rotated
+  (``rotate`` degrees), scaled (``1 +- zoom``) and shifted (``jitter``
+  pixels) at random, inside the compiled step;
+* the image stays in ``value_range`` (a sigmoid onto the range for the
+  parameterized images, clipping for pixels).
+
+Several units of one objective family (16 channels of a layer, 4 classes)
+are one batch, one image each, optimized together. Each step is one
+compiled ``tf.function`` (the shared :func:`.optimize.iteration_fn`), keyed
+by the parameterization and the objective's kinds and layers, and reused for
+every step and every later call with other units, weights or batch sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from ..checks import finite_float
+from ..graph import walk
+from ..probe import compiled, input_spec
+from ..request import as_batch
+from . import objectives as obj
+from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty, rgb_images,
+                       run_iterations, total_variation)
+from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, normalized_colors
+
+__all__ = ["featurevis", "FeatureVis", "optimize_plan", "resolve_param", "check_param", "READABLE"]
+
+# The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
+READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureVis:
+    """What :func:`featurevis` found.
+
+    ``images``: ``(N, H, W, C)`` model inputs; ``history``: ``(iterations,
+    N)`` the objective (with penalties) on each step's transformed images;
+    ``values``: ``(N,)`` the weighted objective on the final, untransformed
+    images; ``terms``: ``(N, T)`` each term's unweighted value there;
+    ``labels``: what each image maximizes; ``param``: the parameterization.
+    """
+
+    images: np.ndarray
+    history: np.ndarray
+    values: np.ndarray
+    terms: np.ndarray
+    labels: tuple
+    param: str
+
+    def rgb(self, deprocess=None) -> np.ndarray:
+        """The images as RGB ``uint8`` ``(N, H, W, 3)`` (see ``optimize.rgb_images``)."""
+        return rgb_images(self.images, deprocess)
+
+
+def check_param(param) -> str:
+    """A parameterization name, or a ``ValueError`` listing them."""
+    if param not in PARAMS:
+        raise ValueError(f"unknown parameterization param={param!r}; use one of {', '.join(PARAMS)}")
+    return param
+
+
+def resolve_param(param, init=None, blur_every=0) -> str:
+    """``class_model``'s default: ``"fourier"``, but ``"pixel"`` (Simonyan's method, as before)
+    when the call starts from an ``init`` image or asks for pixel blur (``blur_every``)."""
+    if param is None:
+        return "pixel" if init is not None or blur_every else READABLE["param"]
+    return check_param(param)
+
+
+# ---------------------------------------------------------------- the compiled pieces
+def _objective_fn(graph, family):
+    """``objective(x, seen, centre, scale, extra)``: weighted terms on ``seen`` minus penalties on ``x``."""
+
+    def objective(x, seen, centre, scale, extra):
+        _, _, penalties, *args = extra
+        parts = obj.values(graph, family, seen, args)
+        total = tf.add_n([a[3] * v for a, v in zip(args, parts)])
+        return (total - penalties[0] * norm_penalty(x - centre, 2.0, scale)
+                - penalties[1] * total_variation(x, penalties[2], scale))
+
+    return objective
+
+
+def _extra_specs(graph, family):
+    channels = int(graph.input_shape[-1])
+    return (tf.TensorSpec((channels, channels), tf.float32), tf.TensorSpec((TRANSFORM_SLOTS,), tf.float32),
+            tf.TensorSpec((3,), tf.float32)) + obj.arg_specs(family)
+
+
+def _render_fn(graph, image):
+    """Compiled ``p -> x`` of a parameterization (the final images)."""
+    channel = tf.TensorSpec((None,), tf.float32)
+    specs = [image.spec, tf.TensorSpec((None, None), tf.float32), channel, channel, channel, SCALAR]
+
+    def build():
+        return tf.function(image.render, input_signature=specs, autograph=False)
+
+    return compiled(graph, ("optimize.featurevis.render",) + image.key, build)
+
+
+def _terms_fn(graph, family):
+    """Compiled ``x, args -> (N, T)``: every term's unweighted value on the final images."""
+
+    def build():
+        @tf.function(input_signature=[input_spec(graph), obj.arg_specs(family)], autograph=False)
+        def terms(x, args):
+            return tf.stack(obj.values(graph, family, x, args), axis=1)
+
+        return terms
+
+    return compiled(graph, ("optimize.featurevis.terms", family), build)
+
+
+# ---------------------------------------------------------------- the engine
+def optimize_plan(graph, settings, plan, param, colors=None, zoom=0.1, rotate=10.0, penalties=(0.0, 0.0, 2.0),
+                  init=None, rng=None, progress=False):
+    """Optimize the images of a checked :class:`objectives.Plan`: ``(images, history)`` numpy.
+
+    The one engine behind :func:`featurevis` and ``class_model``.
+    ``penalties``: ``(l2, tv, tv_beta)`` on the untransformed image.
+    """
+    rng = np.random.default_rng(settings.seed) if rng is None else rng
+    channels = int(graph.input_shape[-1])
+    colors = normalized_colors(colors, channels)
+    seed = float(rng.integers(0, 2 ** 24))
+    extra = (tf.constant(colors), tf.constant([seed, zoom, rotate], tf.float32),
+             tf.constant(penalties, tf.float32)) + obj.arg_tensors(plan.args)
+    specs = _extra_specs(graph, plan.family)
+    objective = _objective_fn(graph, plan.family)
+    shape = (plan.count,) + tuple(graph.input_shape)
+    if param == "pixel":
+        x = settings.start(rng, shape, 0.0) if init is None else init
+        fn = iteration_fn(graph, ("optimize.featurevis", "pixel", plan.family), settings.optimizer, objective,
+                          specs, ascend=True)
+        x, history = run_iterations(settings, fn, x, extra, rng, progress, "objective")
+        return x.numpy(), history
+    image = Parameterization(param, tuple(graph.input_shape), settings.clip)
+    bounds = [tf.constant(b) for b in settings.clip_bounds()] + [tf.constant(settings.centre),
+                                                                 tf.constant(settings.scale, tf.float32)]
+    p = image.initial(rng, plan.count) if init is None else image.encode(
+        init, colors, settings.low, settings.high, settings.centre, settings.scale)
+    fn = iteration_fn(graph, ("optimize.featurevis",) + image.key + (plan.family,), settings.optimizer, objective,
+                      specs, ascend=True, image=image)
+    p, history = run_iterations(settings, fn, p, extra, rng, progress, "objective")
+    return _render_fn(graph, image)(p, tf.constant(colors), *bounds).numpy(), history
+
+
+def _start_images(graph, init, count):
+    if init is None:
+        return None
+    x = as_batch(graph, init)
+    if len(x) == 1 and count > 1:
+        x = np.repeat(x, count, axis=0)
+    if len(x) != count:
+        raise ValueError(f"init has {len(x)} images for {count} objectives; give one, or one per image")
+    return x
+
+
+def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=None, colors=None,
+               value_range=None, jitter=None, zoom=0.1, rotate=10.0, l2=0.0, tv=0.0, tv_beta=2.0, seed=0,
+               progress=False, optimizer="adam", init=None, scale=None, centre=None) -> FeatureVis:
+    """Images that maximize ``objective`` (Olah et al. 2017; see the module docstring).
+
+    Args:
+      model: a Keras image model (single input, fixed ``(H, W, C)``).
+      objective: built with :mod:`keras_convviz.methods.objectives`, e.g.
+        ``channel("block3_conv2", range(16))`` (16 images in one batch) or
+        ``class_logit(2) + 1e2 * diversity("block3_conv2")`` with ``images=4``.
+      param: ``"fourier"`` (default), ``"decorrelated"`` or ``"pixel"``.
+      steps, lr: Adam steps and step size (in the variable's units; for
+        ``"pixel"`` in units of ``scale``, as in ``class_model``).
+      images: the batch size when every term is shared by all images.
+      colors: the colour matrix ``(C, C)`` in model-input channel order
+        (``parameterize.colour_matrix(your_images)``; default ImageNet's for
+        3 channels); ignored by ``"pixel"``.
+      value_range: ``(low, high)`` valid model inputs; the images stay inside.
+      jitter, zoom, rotate: the random shift (pixels, default ``H // 16``),
+        scale (``1 +- zoom``) and rotation (degrees) of every step (pixel:
+        jitter only).
+      l2, tv, tv_beta: penalties on the image (see ``optimize``).
+      init: start images (model inputs) instead of the flat mid-range image.
+      seed, progress, optimizer, scale, centre: the shared options.
+
+    Returns a :class:`FeatureVis`; ``.rgb(preset.deprocess)`` for pictures.
+    """
+    graph = walk(model)
+    check_image_model(graph)
+    param = check_param(param)
+    plan = obj.plan(graph, objective, images)
+    jitter = max(1, min(graph.input_shape[:2]) // 16) if jitter is None else jitter
+    settings = check_settings(graph, steps, lr, optimizer, jitter, 0, 0.5, None, value_range, scale, seed, centre)
+    zoom = finite_float(zoom, "zoom")
+    rotate = finite_float(rotate, "rotate")
+    if zoom >= 1.0:
+        raise ValueError(f"zoom must be below 1 (the scale varies in 1 +- zoom), got {zoom}")
+    penalties = (finite_float(l2, "l2"), finite_float(tv, "tv"), finite_float(tv_beta, "tv_beta", 0.0, False))
+    x, history = optimize_plan(graph, settings, plan, param, colors, zoom, rotate, penalties,
+                               _start_images(graph, init, plan.count), progress=progress)
+    terms = _terms_fn(graph, plan.family)(tf.constant(x), obj.arg_tensors(plan.args)).numpy()
+    return FeatureVis(x, history, terms @ plan.weights, terms, plan.labels, param)
