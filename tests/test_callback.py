@@ -232,7 +232,9 @@ def test_topk_on_a_heldout_set(tmp_path, data):
     assert not cb.failed, cb.failed
     events = read_events(tmp_path)
     tags = sorted(t for t in events if t.startswith("topk/block2_conv2/"))
-    assert len(tags) == 2
+    # each followed map: its patches and (issue 12, the unit page) the patches' deconv projections
+    assert len(tags) == 4 and sorted(t for t in tags if t.endswith("_projections")) == [t + "_projections"
+                                                                                       for t in tags[::2]]
     for tag in tags:
         assert [s for s, _, _ in events[tag]] == [0, 1]
         assert events[tag][0][1]["kind"] == "patches" and events[tag][0][2] == 4
