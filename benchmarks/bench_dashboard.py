@@ -93,7 +93,7 @@ def tags_latency(url, repeats=15):
 
 FIRST_CARD = {
     "convviz": ("#convviz", "iframe", ".cv-card img.cv-main"),
-    "images": ("#images", None, "tb-image-card img, card-view img, image-card img"),
+    "images": ("#images", None, "tf-image-loader img"),  # TensorBoard's image dashboard (shadow DOM, pierced)
 }
 
 
@@ -119,10 +119,11 @@ def measure(args):
 
     runs, (tags, steps) = args.runs, shape(args.blobs, args.runs)
     total = runs * tags * steps * IMAGES_PER_STEP
-    root = tempfile.mkdtemp(prefix="convviz_bench_")
+    root = args.root or tempfile.mkdtemp(prefix="convviz_bench_")
     start = time.perf_counter()
-    write_convviz(os.path.join(root, "convviz"), runs, tags, steps)
-    write_images(os.path.join(root, "images"), runs, tags, steps)
+    if not os.path.isdir(os.path.join(root, "images")):
+        write_convviz(os.path.join(root, "convviz"), runs, tags, steps)
+        write_images(os.path.join(root, "images"), runs, tags, steps)
     print(f"{total} images per dashboard ({runs} runs x {tags} tags x {steps} steps x {IMAGES_PER_STEP}), "
           f"written in {time.perf_counter() - start:.0f} s under {root}")
     results = {}
@@ -195,6 +196,7 @@ def main(argv=None):
     parser.add_argument("--screenshots", help="write one screenshot per view of --logdir here instead")
     parser.add_argument("--logdir", help="the logdir to photograph (e.g. from convviz demo --epochs 2)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--root", help="reuse (or write) the two logdirs here")
     args = parser.parse_args(argv)
     if args.screenshots:
         return screenshots(args)

@@ -45,8 +45,8 @@ def predictions(step):
     return [[(0, p), (1, 1 - p)], [(2, 0.7), (3, 0.3)]]
 
 
-def write_step(w, step, rng, old=False):
-    """One step of every tag (and, unless ``old``, its step document)."""
+def write_step(w, step, rng):
+    """One step of every tag and its step document."""
     from keras_convviz.loggers.base import heatmap_images, projection_images
 
     yy, xx = np.mgrid[0:32, 0:32]
@@ -54,8 +54,8 @@ def write_step(w, step, rng, old=False):
     ranges = {}
 
     def put(method, layer, detail, pictures, kind, **kw):
-        scale = None if old else pictures.scale
-        tag = w.images(method, layer, detail, pictures.images, step, kind, labels=PROBE_LABELS, scale=scale, **kw)
+        tag = w.images(method, layer, detail, pictures.images, step, kind, labels=PROBE_LABELS,
+                       scale=pictures.scale, **kw)
         ranges[tag] = pictures.ranges.tolist()
 
     put("gradcam", "block3_conv2", "heatmap", heatmap_images(np.stack([blob, blob.T]), (32, 32)), "heatmap",
@@ -71,9 +71,8 @@ def write_step(w, step, rng, old=False):
              step, "patches", map=3, params={"k": 4})
     w.images("classmodel", "predictions", "class0002", rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8), step,
              "image", params={"target": 2})
-    if not old:
-        units = {"block3_conv2": {m: [unit_position(step, i, m) for i in range(2)] for m in (3, 7)}}
-        w.document(md.STEP_TAG, "stepinfo", md.make_step_info(predictions(step), [0, 2], units, ranges), step)
+    units = {"block3_conv2": {m: [unit_position(step, i, m) for i in range(2)] for m in (3, 7)}}
+    w.document(md.STEP_TAG, "stepinfo", md.make_step_info(predictions(step), [0, 2], units, ranges), step)
 
 
 def write_logdir(root, run="demo", steps=STEPS):

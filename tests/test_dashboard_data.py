@@ -143,3 +143,28 @@ def test_callback_documents_match_references(tmp_path):
     assert all(lo == -hi and hi > 0 for lo, hi in ig)  # signed: symmetric about zero
     projections = [t for t in last["ranges"] if t.startswith("deconv/block2_conv2/")]
     assert len(projections) == 2
+
+
+def test_dashboard_modules_stay_small():
+    """The dashboard's ES modules keep the layout rules: functions <= 60 lines, modules <= 400, no CDN."""
+    import pathlib
+    import re
+
+    static = pathlib.Path(md.__file__).parent / "static"
+    modules = sorted(static.glob("*.js"))
+    assert len(modules) >= 8
+    for path in modules:
+        text = path.read_text()
+        lines = text.splitlines()
+        assert len(lines) <= 400, path.name
+        assert "http://" not in text and "https://" not in text, path.name
+        for i, line in enumerate(lines):
+            if not re.match(r"\s*(export\s+)?(async\s+)?function\s", line):
+                continue
+            depth, opened, end = 0, False, i
+            for end in range(i, len(lines)):
+                depth += lines[end].count("{") - lines[end].count("}")
+                opened = opened or "{" in lines[end]
+                if opened and depth <= 0:
+                    break
+            assert end - i + 1 <= 60, f"{path.name}:{i + 1} {line.strip()} is {end - i + 1} lines"
