@@ -27,6 +27,8 @@ _API = {
     "occlusion": "methods.occlusion",
     "class_model": "methods.classmodel",
     "invert": "methods.inversion",
+    "featurevis": "methods.featurevis",
+    "FeatureVis": "methods.featurevis",
     "top_activations": "methods.topk",
     "ConvVizCallback": "callbacks",
 }

@@ -38,9 +38,13 @@ from ..request import as_batch
 from . import objectives as obj
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty, rgb_images,
                        run_iterations, total_variation)
-from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, normalized_colors
+from .objectives import (channel, class_log_probability, class_logit, direction, diversity,  # noqa: F401
+                         neuron)
+from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matrix, normalized_colors  # noqa: F401
 
-__all__ = ["featurevis", "FeatureVis", "optimize_plan", "resolve_param", "check_param", "READABLE"]
+# The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
+__all__ = ["featurevis", "FeatureVis", "optimize_plan", "resolve_param", "check_param", "READABLE", "channel",
+           "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
 READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)

@@ -196,7 +196,7 @@ def _units(graph, term):
     position = np.asarray([(h // 2, w // 2) if term.position is None else term.position], np.int64).reshape(-1, 2)
     outside = (position[:, 0] < 0) | (position[:, 0] >= h) | (position[:, 1] < 0) | (position[:, 1] >= w)
     if term.kind == "neuron" and outside.any():
-        raise ValueError(f"neuron position {tuple(position[outside][0])} is outside the {h}x{w} map of layer "
+        raise ValueError(f"neuron position {tuple(position[outside][0].tolist())} is outside the {h}x{w} map of layer "
                          f"{step.name!r}; use y in 0..{h - 1} and x in 0..{w - 1}")
     vector = np.zeros((1, c), np.float32)
     if term.kind == "direction":

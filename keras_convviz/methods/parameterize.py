@@ -34,7 +34,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["PARAMS", "IMAGENET_COLORS", "Parameterization", "colour_matrix", "normalized_colors",
+__all__ = ["PARAMS", "IMAGENET_COLORS", "Parameterization", "colour_matrix", "colors_for", "normalized_colors",
            "preset_colors", "fourier_scale", "transform", "TRANSFORM_SLOTS"]
 
 PARAMS = ("pixel", "decorrelated", "fourier")
@@ -114,6 +114,16 @@ def preset_colors(preprocess, images=None, channels=3) -> np.ndarray:
     out = np.empty_like(IMAGENET_COLORS)
     out[order] = IMAGENET_COLORS  # model channel order[c] holds RGB channel c
     return out
+
+
+def colors_for(preset) -> np.ndarray:
+    """A preset's colour matrix: the demo's estimated from 256 ``demo.shapes`` images, else ImageNet's."""
+    channels = int(preset.model.inputs[0].shape[-1])
+    if preset.name == "demo":
+        from .. import demo
+
+        return colour_matrix(demo.shapes(256, seed=0)[0])
+    return preset_colors(preset.preprocess, None, channels)
 
 
 # ---------------------------------------------------------------- the Fourier basis

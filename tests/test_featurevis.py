@@ -1,0 +1,267 @@
+"""Feature visualization (keras_convviz.methods.featurevis, objectives, parameterize).
+
+Oracles: one SGD step of every objective equals a hand-written GradientTape
+step on hand-written layer calls; one step through the Fourier
+parameterization equals a hand-written render; the Fourier / colour /
+sigmoid inverse round-trips an image; an estimated colour matrix is
+orthogonal up to scale and squares to the covariance; transformations stay
+in range; no retracing; bad input names the fix; the CLI end to end.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from keras_convviz.graph import walk
+from keras_convviz.methods import objectives as obj
+from keras_convviz.methods.featurevis import FeatureVis, featurevis
+from keras_convviz.methods.parameterize import (GAIN, IMAGENET_COLORS, Parameterization, colour_matrix,
+                                                normalized_colors, preset_colors, transform)
+
+from fixtures import convviz
+
+
+def _tiny():
+    keras.utils.set_random_seed(5)
+    x = inputs = keras.Input((8, 10, 3))
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax", name="head")(x))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _tiny()
+
+
+def _conv(model, x):
+    """The conv layer's pre-activation output, by hand."""
+    conv = model.get_layer("conv")
+    return tf.nn.conv2d(x, conv.kernel, 1, "SAME") + conv.bias
+
+
+def _logits(model, x):
+    h = tf.nn.relu(_conv(model, x))
+    h = tf.reduce_mean(tf.nn.max_pool2d(h, 2, 2, "VALID"), axis=[1, 2])
+    head = model.get_layer("head")
+    return tf.matmul(h, head.kernel) + head.bias
+
+
+def _hand_values(model, x, n):
+    """Every objective of the oracle test, written out by hand: name -> (N,) values."""
+    z, a = _logits(model, x), _conv(model, x)
+    rows = np.arange(n)
+    v = np.asarray([[1.0, -2.0, 0.5, 3.0]] * n, np.float32)
+    flat = tf.reshape(a, [n, -1, 4])
+    gram = tf.reshape(tf.matmul(flat, flat, transpose_a=True) / 80.0, [n, -1])
+    gram = gram / tf.norm(gram, axis=1, keepdims=True)
+    sim = tf.matmul(gram, gram, transpose_b=True)
+    return {
+        "logit": tf.gather(z, [2, 0], axis=1, batch_dims=1),
+        "log_probability": tf.gather(tf.nn.log_softmax(z), [1, 1], axis=1, batch_dims=1),
+        "channel": tf.gather(tf.reduce_mean(a, axis=[1, 2]), [3, 1], axis=1, batch_dims=1),
+        "neuron": tf.gather_nd(a, np.stack([rows, [1, 7], [2, 0], [0, 2]], 1)),
+        "direction": tf.reduce_mean(tf.einsum("nhwc,c->nhw", a, v[0] / np.linalg.norm(v[0])), axis=[1, 2]),
+        "diversity": -(tf.reduce_sum(sim, 1) - tf.linalg.diag_part(sim)) / (n - 1),
+    }
+
+
+OBJECTIVES = {
+    "logit": lambda: obj.class_logit([2, 0]),
+    "log_probability": lambda: obj.class_log_probability(1),
+    "channel": lambda: obj.channel("conv", [3, 1]),
+    "neuron": lambda: obj.neuron("conv", [0, 2], position=[(1, 2), (7, 0)]),
+    "direction": lambda: obj.direction("conv", [1.0, -2.0, 0.5, 3.0]),
+    "diversity": lambda: obj.diversity("conv"),
+}
+
+
+# ----------------------------------------------------------------- gradient oracles
+@pytest.mark.parametrize("kind", sorted(OBJECTIVES))
+def test_one_sgd_step_of_each_objective_is_the_hand_written_gradient(tiny, kind):
+    x0 = np.random.default_rng(1).uniform(-1, 1, (2, 8, 10, 3)).astype(np.float32)
+    lr, scale = 0.1, 2.0
+    objective = OBJECTIVES[kind]() * 0.7 + obj.channel("conv", 2)  # weights compose
+    r = featurevis(tiny, objective, param="pixel", steps=1, lr=lr, optimizer="sgd", jitter=0, init=x0,
+                   scale=scale, images=2)
+    x = tf.constant(x0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = 0.7 * _hand_values(tiny, x, 2)[kind] + tf.reduce_mean(_conv(tiny, x)[..., 2], axis=[1, 2])
+        s = tf.reduce_sum(total)
+    grad = tape.gradient(s, x).numpy()
+    assert np.abs(grad).max() > 1e-5
+    np.testing.assert_allclose(r.images, x0 + lr * scale * grad, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(r.history[0], total.numpy(), rtol=1e-4, atol=1e-5)
+    # the reported terms are the unweighted values on the final images
+    final = _hand_values(tiny, tf.constant(r.images), 2)[kind].numpy()
+    np.testing.assert_allclose(r.terms[:, 0], final, rtol=1e-4, atol=1e-5)
+    assert isinstance(r, FeatureVis) and r.values.shape == (2,)
+
+
+def _hand_render(p, colors, low, high):
+    """The Fourier parameterization written out: 1/f-scaled spectrum -> inverse FFT -> colours -> sigmoid."""
+    h, w = 8, 10
+    f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2)
+    s = (np.sqrt(h * w) / np.maximum(f, 1.0 / max(h, w))).astype(np.float32)
+    y = tf.signal.irfft2d(tf.complex(p[:, 0] * s, p[:, 1] * s), fft_length=[h, w]) * (GAIN / 4.0)
+    z = tf.einsum("nchw,dc->nhwd", y, colors)
+    return low + (high - low) * tf.sigmoid(z)
+
+
+def test_one_step_through_the_fourier_parameterization(tiny):
+    colors = normalized_colors(None, 3)
+    image = Parameterization("fourier", (8, 10, 3), True)
+    p0 = image.initial(np.random.default_rng(2), 2)
+    x0 = _hand_render(tf.constant(p0), colors, 0.0, 1.0).numpy()
+    r1 = featurevis(tiny, obj.channel("conv", [1, 3]), steps=1, lr=1e-3, optimizer="sgd", jitter=0, zoom=0,
+                    rotate=0, init=x0, value_range=(0, 1))
+    p = tf.constant(image.encode(x0, colors, 0.0, 1.0, 0.5, 0.5))
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        total = tf.reduce_sum(tf.gather(tf.reduce_mean(_conv(tiny, _hand_render(p, colors, 0.0, 1.0)), [1, 2]),
+                                        [1, 3], axis=1, batch_dims=1))
+    g = tape.gradient(total, p).numpy()
+    g = g / np.sqrt((g ** 2).reshape(2, -1).mean(1)).reshape(2, 1, 1, 1, 1)  # unit RMS per image
+    expected = _hand_render(tf.constant(p.numpy() + 1e-3 * g), colors, 0.0, 1.0).numpy()
+    np.testing.assert_allclose(r1.images, expected, atol=2e-5)
+
+
+# ----------------------------------------------------------------- parameterizations
+@pytest.mark.parametrize("kind", ["fourier", "decorrelated"])
+@pytest.mark.parametrize("bounded", [True, False])
+def test_inverse_round_trips_an_image(kind, bounded):
+    rng = np.random.default_rng(3)
+    image = Parameterization(kind, (12, 9, 3), bounded)  # odd width: the real FFT's edge case
+    colors = normalized_colors(colour_matrix(rng.uniform(0, 1, (4, 6, 6, 3))), 3)
+    low, high = np.array([-1.0, 0.0, 2.0], np.float32), np.array([1.0, 3.0, 5.0], np.float32)
+    x = rng.uniform(low + 0.05 * (high - low), high - 0.05 * (high - low), (2, 12, 9, 3)).astype(np.float32)
+    centre, scale = (low + high) / 2, 1.5
+    p = image.encode(x, colors, low, high, centre, scale)
+    assert p.shape == (2,) + image.variable_shape
+    back = image.render(tf.constant(p), tf.constant(colors), low, high, centre, scale).numpy()
+    np.testing.assert_allclose(back, x, atol=2e-4)
+
+
+def test_colour_matrix_is_orthogonal_up_to_scale_and_squares_to_the_covariance():
+    rng = np.random.default_rng(4)
+    mix = np.array([[1.0, 0.5, 0.2], [0.3, 1.0, 0.1], [0.0, 0.4, 0.8]])
+    images = (rng.standard_normal((6, 10, 10, 3)) @ mix.T).astype(np.float32)
+    m = colour_matrix(images).astype(np.float64)
+    gram = m.T @ m
+    np.testing.assert_allclose(gram - np.diag(np.diag(gram)), 0, atol=1e-6 * np.abs(gram).max())
+    assert np.all(np.diff(np.diag(gram)) <= 0)  # columns by decreasing variance
+    np.testing.assert_allclose(m @ m.T, np.cov(images.reshape(-1, 3), rowvar=False), rtol=1e-4, atol=1e-6)
+    lucid = IMAGENET_COLORS.T @ IMAGENET_COLORS  # the published matrix: orthogonal to 2 decimals
+    assert np.abs(lucid - np.diag(np.diag(lucid))).max() < 0.01 * np.diag(lucid).max()
+    # Caffe-style presets take BGR: the published rows are put in that order
+    bgr = preset_colors(lambda x: x[..., ::-1] - 100.0)
+    np.testing.assert_array_equal(bgr, IMAGENET_COLORS[::-1])
+    np.testing.assert_array_equal(preset_colors(lambda x: x / 255.0), IMAGENET_COLORS)
+
+
+def test_transformations_keep_the_image_in_range():
+    rng = np.random.default_rng(5)
+    low, high = np.array([-2.0, 0.0, 1.0], np.float32), np.array([-1.0, 5.0, 1.5], np.float32)
+    x = tf.constant(rng.uniform(low, high, (6, 16, 20, 3)).astype(np.float32))
+    centre = tf.constant((low + high) / 2)
+    for t in range(1, 6):
+        out = transform(x, tf.constant([3, -4]), tf.constant(float(t)), centre, tf.constant([7.0, 0.5, 45.0])).numpy()
+        assert np.all(out >= low - 1e-5) and np.all(out <= high + 1e-5)
+        assert not np.allclose(out, x.numpy())
+    same = transform(x, tf.constant([0, 0]), tf.constant(1.0), centre, tf.constant([7.0, 0.0, 0.0])).numpy()
+    np.testing.assert_allclose(same, x.numpy(), atol=1e-5)  # no rotation, scale or shift: the identity
+    moved = transform(x, tf.constant([2, 3]), tf.constant(1.0), centre, tf.constant([7.0, 0.0, 0.0])).numpy()
+    np.testing.assert_allclose(moved[:, 2:, 3:], x.numpy()[:, :-2, :-3], atol=1e-5)  # a shift by (2, 3)
+    np.testing.assert_allclose(moved[:, :2], np.broadcast_to(centre, moved[:, :2].shape), atol=1e-6)
+
+
+# ----------------------------------------------------------------- behaviour
+@pytest.mark.parametrize("param", ["fourier", "decorrelated", "pixel"])
+def test_channels_rise_and_images_stay_in_range(tiny, param):
+    r = featurevis(tiny, obj.channel("conv", [0, 1, 2, 3]), param=param, steps=25, value_range=(0, 1), jitter=1)
+    assert r.images.shape == (4, 8, 10, 3) and r.history.shape == (25, 4)
+    assert r.images.min() >= 0.0 and r.images.max() <= 1.0
+    start = featurevis(tiny, obj.channel("conv", [0, 1, 2, 3]), param=param, steps=1, lr=1e-9, value_range=(0, 1))
+    assert np.all(r.values > start.values), (r.values, start.values)
+    assert r.labels == tuple(f"channel conv:{k}" for k in range(4))
+    assert r.rgb().dtype == np.uint8
+
+
+def test_repeated_calls_do_not_retrace(tiny):
+    for param in ("fourier", "decorrelated", "pixel"):
+        featurevis(tiny, obj.channel("conv", [0, 1]), param=param, steps=2, value_range=(0, 1))
+        featurevis(tiny, obj.channel("conv", [3, 2, 1]) * 2.0, param=param, steps=3, value_range=(0, 1), seed=4)
+        featurevis(tiny, obj.channel("conv", 1), param=param, steps=2, value_range=(0, 1), lr=0.1, zoom=0.3)
+    featurevis(tiny, obj.class_logit([0, 1]) + obj.diversity("conv"), steps=2, value_range=(0, 1))
+    featurevis(tiny, obj.class_logit(2) + 3 * obj.diversity("conv"), steps=2, value_range=(0, 1), images=3)
+    counts = {k: fn.experimental_get_tracing_count() for k, fn in walk(tiny).cache.items()
+              if isinstance(k, tuple) and str(k[0]).startswith("optimize.featurevis")}
+    assert len(counts) >= 7 and all(c == 1 for c in counts.values()), counts
+
+
+# ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, message", [
+    (lambda m: featurevis(m, obj.channel("cnov", 0), steps=1), "unknown layer 'cnov'.*conv"),
+    (lambda m: featurevis(m, obj.channel("gap", 0), steps=1), "not a spatial"),
+    (lambda m: featurevis(m, obj.channel("conv", 4), steps=1), "channel 4 is outside 0..3"),
+    (lambda m: featurevis(m, obj.channel("conv", "a"), steps=1), "channel of layer 'conv' must be an index"),
+    (lambda m: featurevis(m, obj.neuron("conv", 0, (8, 0)), steps=1), r"position \(8, 0\) is outside the 8x10"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), steps=0), "steps must be a positive integer"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), steps=-2), "steps must be a positive integer"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), param="wavelet"), "unknown parameterization.*fourier"),
+    (lambda m: featurevis(m, "conv:0"), "objective must be built with"),
+    (lambda m: featurevis(m, obj.diversity("conv"), steps=1), "pass images=N"),
+    (lambda m: featurevis(m, obj.direction("conv", [1.0, 2.0]), steps=1), "direction vector"),
+    (lambda m: featurevis(m, obj.class_logit(5), steps=1), "outside the model's classes 0..2"),
+    (lambda m: featurevis(m, obj.channel("conv", [0, 1]) + obj.class_logit([0, 1, 2]), steps=1), "has 2 entries for 3 images"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), colors=np.zeros((3, 3))), "invertible"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), zoom=1.5), "zoom must be below 1"),
+    (lambda m: obj.channel("conv", 0) * float("nan"), "finite number"),
+])
+def test_bad_input_names_the_fix(tiny, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(tiny)
+
+
+# ----------------------------------------------------------------- CLI
+def test_cli_featurevis_writes_a_labelled_grid_with_a_progress_bar(tmp_path):
+    out = tmp_path / "out"
+    r = convviz("featurevis", "--model", "demo", "--layer", "block3_conv2", "--channels", "0,5", "--steps", "4",
+                "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == ["featurevis_block3_conv2_0.png", "featurevis_block3_conv2_5.png",
+                                       "featurevis_block3_conv2_grid.png"]
+    assert "4/4" in r.stdout and "channel block3_conv2:5: objective" in r.stdout
+    r = convviz("featurevis", "--model", "demo", "--class", "square", "--param", "pixel", "--steps", "3",
+                "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "featurevis_class_1_square.png" in os.listdir(out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layer", "block3_conv2", "--channels", "64"], "channel 64 is outside 0..63"),
+    (["--layer", "block3_cnv2", "--channels", "1"], "unknown layer 'block3_cnv2'"),
+    (["--layer", "block3_conv2"], "needs --channels"),
+    (["--class", "hexagon"], "hexagon"),
+    (["--layer", "block3_conv2", "--channels", "1", "--param", "wavelet"], "invalid choice"),
+    (["--class", "square", "--steps", "0"], "positive integer"),
+    ([], "give either --layer"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    from keras_convviz.cli import main
+
+    out = tmp_path / "out"
+    try:
+        code = main(["featurevis", "--model", "demo"] + argv + ["--out", str(out)])
+    except SystemExit as exit:  # argparse's own usage errors
+        code = exit.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.strip().count("\n") == 0
+    assert not out.exists()
