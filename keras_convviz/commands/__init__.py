@@ -12,7 +12,7 @@ import re
 
 def add_model_args(parser, default="demo"):
     parser.add_argument("--model", default=default,
-                        help="vgg16, mobilenet, demo, or a path to a .keras/.h5 model (default: %(default)s)")
+                        help="vgg16, mobilenet, demo, hed (a trained edge detector, offline), or a path to a .keras/.h5 model (default: %(default)s)")
     parser.add_argument("--weights", default="imagenet",
                         help="imagenet (downloaded when online; the demo's shipped weights for --model demo), "
                              "none, or a weights file (default: %(default)s)")
@@ -36,6 +36,9 @@ def add_image_command(sub, name, summary, description=None):
     add_model_args(p)
     p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
     add_fit_arg(p)
+    p.add_argument("--region", default=None, metavar="X,Y,W,H", type=ints_arg(4, "--region"),
+                   help="explain the mean of the model's spatial output (e.g. --model hed edge logits) "
+                        "over this box, in model-input pixels (keras_convviz.select.region_score)")
     return p
 
 
@@ -48,7 +51,8 @@ def fit_image(args, preset, image):
     from ..fit import describe
 
     placement = preset.placement(image, args.fit)
-    print(describe(placement))
+    if placement.photo != placement.size:  # nothing to say when the photo is the input's size
+        print(describe(placement))
     return preset.prepare([image], fit=args.fit), placement
 
 
@@ -60,14 +64,22 @@ def warn_blank(args, values, what, kind="gradients"):
 
 
 def load_preset(args, size=None):
-    import sys
-
     from ..presets import load
 
     preset = load(args.model, weights=args.weights, size=size, seed=args.seed)
-    if str(args.weights).lower() == "none":
+    if str(args.weights).lower() == "none":  # stdout: stderr stays one line when a later check fails
         print(f"convviz: --weights none: untrained {preset.name} with weights drawn from --seed {args.seed} "
-              f"(reproducible); its maps explain random weights, not a trained network", file=sys.stderr)
+              f"(reproducible); its maps explain random weights, not a trained network")
+    if getattr(args, "region", None) is not None:  # a dense-output model: explain one region's mean
+        import dataclasses
+
+        from ..select import region_score
+
+        box = ",".join(map(str, args.region))
+        preset = dataclasses.replace(preset, model=region_score(preset.model, args.region),
+                                     class_names=(f"minus region {box}", f"region {box} mean"))
+        if getattr(args, "target", "") is None:
+            args.target = "1"  # the single score itself (target 0 would explain its negation)
     return preset
 
 
