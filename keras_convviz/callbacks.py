@@ -35,6 +35,7 @@ from .checks import non_negative_int, resolve_targets
 from .graph import walk
 from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
+from .loggers.featurevis import FeatureVisLogger
 from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopKLogger
 from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
                              SmoothGradLogger)
@@ -60,6 +61,7 @@ METHODS = {
     "gradcam": GradCAMLogger,
     "occlusion": OcclusionLogger,
     "topk": TopKLogger,
+    "featurevis": FeatureVisLogger,
     "classmodel": ClassModelLogger,
     "boxfilter": BoxFilterLogger,
 }

@@ -265,3 +265,31 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and err.strip().count("\n") == 0
     assert not out.exists()
+
+
+# ----------------------------------------------------------------- callback
+def test_callback_logs_followed_units_and_class_models(tmp_path):
+    import keras
+
+    from keras_convviz import ConvVizCallback, demo
+    from test_callback import read_events
+
+    x, y, _ = demo.shapes(32, seed=3)
+    keras.utils.set_random_seed(0)
+    model = demo.build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cb = ConvVizCallback(str(tmp_path), x[:2], maps=[3, 7], layers=["block2_conv2"],
+                         methods={"featurevis": {"steps": 3, "classes": [1]}, "deconv": {}})
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    assert not cb.failed, cb.failed
+    events = read_events(tmp_path)
+    vis = sorted(t for t in events if t.startswith("featurevis/"))
+    assert vis == ["featurevis/block2_conv2/map0003", "featurevis/block2_conv2/map0007",
+                   "featurevis/predictions/class0001"]
+    content = events["featurevis/block2_conv2/map0007"][0][1]
+    assert content["map"] == 7 and content["layer"] == "block2_conv2" and content["kind"] == "image"
+    assert "deconv/block2_conv2/map0007" in events  # the same unit: the dashboard pairs them
+    bad = ConvVizCallback(str(tmp_path / "bad"), x[:2], methods={"featurevis": {"stpes": 3}})
+    bad.set_model(model)
+    with pytest.raises(ValueError, match="unknown option.*stpes"):
+        bad.configure()

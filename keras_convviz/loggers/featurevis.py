@@ -1,0 +1,75 @@
+"""The callback's feature-visualization logger (Olah et al. 2017, "Feature Visualization", Distill).
+
+For every followed layer it optimizes one image per followed feature map (all
+maps of a layer in one batch) and logs it under ``featurevis/<layer>/map<k>``,
+the detail the deconv and top-k tags of the same map use, so the dashboard's
+unit pages show them side by side; with ``classes`` it also logs class models
+(the pre-softmax logit, Simonyan et al. 2014 arXiv:1312.6034) under
+``featurevis/<score layer>/class<c>``. Both go through
+:func:`keras_convviz.methods.featurevis.featurevis` (Fourier, colour-decorrelated,
+transformation-robust by default).
+
+Without ``value_range=``, the valid input range is taken as the probe
+images' per-channel minimum and maximum, and without ``colors=`` the colour
+matrix is estimated from the probe (and held-out) images: the user's own data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import indices, positive_int
+from ..select import num_classes, score_step
+from .base import MethodLogger
+
+__all__ = ["FeatureVisLogger"]
+
+
+class FeatureVisLogger(MethodLogger):
+    """Images maximizing each followed map of the chosen layers, and optionally class logits."""
+
+    fixed_args = ("model", "objective", "progress", "images", "init")
+    consumed = ("classes",)
+    uses_layers = True
+
+    def load(self):
+        from ..methods.featurevis import featurevis
+
+        return featurevis
+
+    def configure(self):
+        super().configure()
+        self.ctx.follow(self.layers)
+        self.options["steps"] = positive_int(self.options.get("steps", 64), "featurevis steps")
+        classes = self.options.pop("classes", None)
+        limit = max(num_classes(self.ctx.graph), 2)
+        self.classes = [] if classes is None else indices(classes, limit, "featurevis classes").tolist()
+        self.score_layer = score_step(self.ctx.graph).name if self.classes else None
+        if "value_range" not in self.options:
+            probe = np.asarray(self.ctx.probe, np.float32)
+            low, high = probe.min(axis=(0, 1, 2)), probe.max(axis=(0, 1, 2))
+            self.options["value_range"] = (low, np.maximum(high, low + 1e-3))
+        if "colors" not in self.options and self.options.get("param", "fourier") != "pixel":
+            from ..methods.parameterize import colour_matrix
+
+            data = [self.ctx.probe] + ([self.ctx.heldout] if isinstance(self.ctx.heldout, np.ndarray) else [])
+            self.options["colors"] = colour_matrix(np.concatenate([np.asarray(d, np.float32) for d in data]))
+
+    def shown(self, result):
+        return result.rgb(self.ctx.deprocess)
+
+    def log(self, step):
+        from ..methods import objectives as obj
+
+        params = {k: v for k, v in self.options.items() if isinstance(v, (int, float, str, bool))}
+        for layer in self.layers:
+            maps = [int(m) for m in self.ctx.fixed_maps(layer)]
+            result = self.fn(self.ctx.graph, obj.channel(layer, maps), **self.options)
+            for m, image, value in zip(maps, self.shown(result), result.values):
+                self.write(layer, f"map{m:04d}", [image], step, "image", map=m,
+                           params=dict(params, objective="channel mean"), labels=[f"map {m}: {value:.3g}"])
+        if self.classes:
+            result = self.fn(self.ctx.graph, obj.class_logit(self.classes), **self.options)
+            for c, image, value in zip(self.classes, self.shown(result), result.values):
+                self.write(self.score_layer, f"class{c:04d}", [image], step, "image",
+                           params=dict(params, objective="class logit", target=c), labels=[f"class {c}: {value:.3g}"])
