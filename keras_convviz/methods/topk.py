@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..checks import positive_int
+from ..distributed import worker_count
 from ..graph import walk
 from ..probe import compiled, run
 
@@ -137,23 +138,14 @@ def numbered_records(files, parse, reader=None) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((indices, tf.constant(files))).flat_map(records)
 
 
-def _workers(strategy):
-    """How many worker processes ``strategy`` spans (1 without a cluster)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
-        return 1
-    spec = resolver.cluster_spec().as_dict()
-    return sum(len(spec.get(job, ())) for job in ("chief", "worker")) or 1
-
-
 def _check_sharding(dataset, strategy):
     """``AutoShardPolicy.OFF`` on several workers hands every worker every image."""
-    if not isinstance(dataset, tf.data.Dataset) or _workers(strategy) < 2:
+    if not isinstance(dataset, tf.data.Dataset) or worker_count(strategy) < 2:
         return
     policy = dataset.options().experimental_distribute.auto_shard_policy
     if policy == tf.data.experimental.AutoShardPolicy.OFF:
         raise ValueError(
-            f"the dataset's auto_shard_policy is OFF, so each of the {_workers(strategy)} workers would "
+            f"the dataset's auto_shard_policy is OFF, so each of the {worker_count(strategy)} workers would "
             f"mine every image and count it once per worker; set "
             f"options.experimental_distribute.auto_shard_policy = AutoShardPolicy.DATA (or FILE with "
             f"numbered_records) and apply it with dataset.with_options(options).")
