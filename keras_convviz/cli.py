@@ -48,60 +48,54 @@ def build_parser():
     return parser
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM as an exception, so that every ``finally`` runs (``media.atomic_write``
-    removes its temporary file) before the command exits with ``128 + signal``."""
+def exit_on_signal(signum, frame):
+    """SIGINT / SIGTERM in the ``convviz`` process: remove partial outputs, one line, exit 128 + signal.
 
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = int(signum)
-        self.exit_code = 128 + self.signum
-        self.name = signal.Signals(signum).name
-
-
-def _raise_interrupted(signum, frame):
-    for number in _SIGNALS:  # the first signal wins: clean-up runs undisturbed by a second one
+    No exception is raised: one raised from a signal handler inside
+    TensorFlow's C++ code (its import, a traced function) corrupts its state
+    and prints tracebacks. ``media.discard_partial`` removes the temporary
+    files of the writes under way; finished files are complete already.
+    """
+    for number in _SIGNALS:  # the first signal wins
         signal.signal(number, signal.SIG_IGN)
-    raise Interrupted(signum)
+    media = sys.modules.get(f"{__package__}.media")
+    if getattr(media, "discard_partial", None) is not None:
+        media.discard_partial()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(_STDERR["fd"], f"convviz: interrupted ({signal.Signals(signum).name})\n".encode())
+    finally:
+        os._exit(128 + signum)
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STDERR = {"fd": 2}  # the real stderr, also while TensorFlow's import has fd 2 muted
 
 
 def main(argv=None):
     """The one error boundary of ``convviz``: every exit code and one-line message is decided here.
 
     0 success; 2 bad input or an OS error (a full disk, a read-only place,
-    an ``--out`` below a file); 130/143 SIGINT/SIGTERM, at any moment from
-    here on, imports included; 1 a bug of ours.
+    an ``--out`` below a file); 130/143 SIGINT/SIGTERM (:func:`exit_on_signal`,
+    from here on: imports, compute, writes and the interpreter's shutdown);
+    1 a bug of ours. Called from Python with ``argv`` (tests), signals are
+    left to the caller and SIGINT stays ``KeyboardInterrupt``.
     """
-    saved = {number: signal.signal(number, _raise_interrupted) for number in _SIGNALS}
+    in_process = argv is not None
+    saved = {} if in_process else {number: signal.signal(number, exit_on_signal) for number in _SIGNALS}
     # over a file-size limit (ulimit -f) a write fails with EFBIG, an OSError, instead of killing us
     saved[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    in_process = argv is not None  # called from Python (tests), not as the process's entry point
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(argv)
-    except Interrupted as stop:
-        print(f"convviz: interrupted ({stop.name})", file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:  # a library's own SIGINT handling
+    except KeyboardInterrupt:  # in-process: atomic_write's finally has removed its temporary
         print("convviz: interrupted (SIGINT)", file=sys.stderr)
         return 130
     finally:
-        for number, handler in saved.items():  # in-process callers get their handlers back
-            signal.signal(number, handler if in_process or number == signal.SIGXFSZ else _exit_at_shutdown)
-
-
-def _exit_at_shutdown(signum, frame):
-    """A signal while the interpreter shuts down (TensorFlow's teardown takes seconds): one line, 128 + signal.
-
-    Every output is complete by then; an exception here would only print
-    "Exception ignored" tracebacks from atexit handlers.
-    """
-    sys.stdout.flush()
-    print(f"convviz: interrupted ({signal.Signals(signum).name})", file=sys.stderr, flush=True)
-    os._exit(128 + signum)
+        if in_process:  # the process's own handlers stay until it exits
+            for number, handler in saved.items():
+                signal.signal(number, handler)
 
 
 def _run(argv):
@@ -141,12 +135,14 @@ def _import_tensorflow_quietly():
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    _STDERR["fd"] = saved  # where exit_on_signal writes while fd 2 is muted
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
             import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
+        _STDERR["fd"] = 2
         os.close(saved)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import threading
+import uuid
 import warnings
 
 import numpy as np
@@ -208,25 +208,40 @@ def atomic_write(path, data):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = None
-    try:  # any exit (an OSError, KeyboardInterrupt, the CLI's SIGTERM exception) removes the temporary
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convviz-", suffix=".part")
+    # The name is registered before the file exists, so a signal at any moment finds it (discard_partial).
+    tmp = os.path.join(folder, f".convviz-{uuid.uuid4().hex}.part")
+    WRITING.add(tmp)
+    try:  # any exit (an OSError, KeyboardInterrupt, ...) removes the temporary
+        # 0o666 through the umask, as open() would give; mkstemp's 0600 would ignore the user's umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
             f.write(data)
         os.replace(tmp, path)
-        tmp = None
     finally:
-        if tmp is not None and os.path.exists(tmp):
+        if os.path.exists(tmp):
             os.unlink(tmp)
+        WRITING.discard(tmp)
     return path
 
 
-def _umask():
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+# Temporary files being written right now (atomic_write); the CLI's signal handler removes them.
+WRITING = set()
+
+
+def discard_partial() -> int:
+    """Remove every temporary file an interrupted ``atomic_write`` leaves; returns how many.
+
+    Safe from a signal handler: the CLI calls it on SIGINT/SIGTERM before it
+    exits, since an exception raised there could corrupt TensorFlow's C++ state.
+    """
+    removed = 0
+    for tmp in list(WRITING):
+        try:
+            os.unlink(tmp)
+            removed += 1
+        except OSError:  # not created yet, or already renamed into place
+            pass
+    return removed
 
 
 def _as_uint8(image):
