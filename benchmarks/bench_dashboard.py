@@ -97,16 +97,19 @@ FIRST_CARD = {
 }
 
 
-def first_card_time(browser, base, plugin, repeats=5):
+def first_card_time(browser, base, plugin, repeats=5, timeout_s=300):
+    """Median seconds from navigation to the first card's image decoded (one try when it exceeds 60 s)."""
     fragment, frame, selector = FIRST_CARD[plugin]
     times = []
     for _ in range(repeats):
+        if times and times[-1] > 60:
+            break
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         start = time.perf_counter()
         page.goto(base + "/" + fragment, wait_until="commit")
         scope = page.frame_locator(frame) if frame else page
         img = scope.locator(selector).first
-        img.wait_for(timeout=120000)
+        img.wait_for(timeout=1000 * timeout_s)
         img.evaluate("img => img.complete && img.naturalWidth > 0 ? 1 : new Promise(r => img.onload = r)")
         times.append(time.perf_counter() - start)
         page.close()
@@ -135,9 +138,10 @@ def measure(args):
                              timeout=600) as base:
                 wait_loaded(base, plugin, runs)
                 latency, size = tags_latency(f"{base}/data/plugin/{plugin}/tags")
+                print(f"{plugin:8s} /tags {1000 * latency:7.1f} ms ({size} bytes)", flush=True)
                 first = first_card_time(browser, base, plugin)
                 results[plugin] = {"tags_ms": 1000 * latency, "tags_bytes": size, "first_card_s": first}
-                print(f"{plugin:8s} /tags {1000 * latency:7.1f} ms ({size} bytes)   first card {first:5.2f} s")
+                print(f"{plugin:8s} first card {first:5.2f} s", flush=True)
         browser.close()
     return {"images": total, "runs": runs, **results}
 

@@ -30,6 +30,7 @@ Bad or missing parameters answer 400, unknown runs, tags or blobs 404.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import mimetypes
 import os
@@ -91,11 +92,24 @@ def readable_content(time_series):
     Hostile or foreign content may fail in any way (deeply nested JSON raises
     RecursionError, odd types TypeError, ...); the listing skips the tag.
     """
+    data = time_series.plugin_content
     try:
-        content = metadata.parse_content(time_series.plugin_content)
+        content = _parse_cached(bytes(data)) if isinstance(data, (bytes, bytearray)) else _parse(data)
+    except TypeError:  # unhashable or odd content: parse it uncached
+        content = _parse(data)
+    return dict(content) if isinstance(content, dict) else None  # a copy: the caller adds fields
+
+
+def _parse(data):
+    try:
+        return metadata.parse_content(data)
     except Exception:  # noqa: BLE001 - RecursionError, MemoryError-free: anything the parser raises
         return None
-    return content if isinstance(content, dict) else None
+
+
+# /tags parses every tag's content at every request (thousands of tags, the dashboard's first
+# request): the same bytes always parse the same, so parse each distinct content once.
+_parse_cached = functools.lru_cache(maxsize=1 << 16)(_parse)
 
 
 def check_blob_key(key):

@@ -11,9 +11,10 @@ import {evolutionStrip, stepControl} from "./evolution.js";
 import {attachHover, cropEl, layerEntry, unitWindow} from "./geometry.js";
 
 export function titleOf(content, docs) {
-  const target = content.params && content.params.target;
-  if (content.method === "classmodel" && Number.isInteger(target)) {
-    return `class model \u00b7 ${className(docs, target)} (class ${target})`;
+  const named = /^class(\d+)$/.exec(content.detail); // class models, class feature visualizations
+  if (named) {
+    const c = Number(named[1]), what = content.method === "classmodel" ? "class model" : content.method;
+    return `${what} \u00b7 ${className(docs, c)} (class ${c})`;
   }
   const map = content.map !== null && content.map !== undefined ? ` \u00b7 map ${content.map}` : "";
   return `${content.method} \u00b7 ${content.layer}${map}${content.detail.startsWith("map") ? "" : ` \u00b7 ${content.detail}`}`;
