@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["POLICIES", "DEFAULT_FIT", "MAX_DISPLAY_SIDE", "MAX_INPUT_SIDE", "Placement", "place",
-           "fit_input", "neutral_fill", "map_to_photo", "photo_view", "check_policy", "describe"]
+           "fit_input", "neutral_fill", "map_to_photo", "photo_view", "box_on_view", "window_on_view",
+           "check_policy", "describe"]
 
 POLICIES = ("pad", "crop", "stretch")
 DEFAULT_FIT = "pad"
@@ -225,6 +226,30 @@ def map_to_photo(m, placement: Placement, max_side=MAX_DISPLAY_SIDE, resample="b
     y0, y1, x0, x1 = placement.region
     out = _sample(m, (y0 * mh / H, y1 * mh / H, x0 * mw / W, x1 * mw / W), size, resample == "nearest")
     return out.astype(m.dtype) if m.dtype.kind in "iu" else out.astype(np.float32)
+
+
+def box_on_view(box, placement: Placement, view_hw) -> tuple:
+    """A model-input box ``(x, y, w, h)`` -> its corners ``(x0, y0, x1, y1)`` (pixel edges, floats)
+    on a picture of ``view_hw = (h, w)`` showing the photo's visible part (``photo_view``,
+    ``map_to_photo``, or those resized): where a ``--region`` box lies on the drawn photo."""
+    x, y, w, h = (float(v) for v in box)
+    (py0, px0), (py1, px1) = placement.to_photo(y, x, centre=False), placement.to_photo(y + h, x + w, centre=False)
+    vy0, vy1, vx0, vx1 = placement.visible
+    sy, sx = view_hw[0] / (vy1 - vy0), view_hw[1] / (vx1 - vx0)
+    return float((px0 - vx0) * sx), float((py0 - vy0) * sy), float((px1 - vx0) * sx), float((py1 - vy0) * sy)
+
+
+def window_on_view(window, placement: Placement, view_hw) -> tuple:
+    """A model-input window ``(y0, y1, x0, x1)`` (a receptive field, end exclusive) -> the int window
+    ``(y0, y1, x0, x1)`` of a ``view_hw`` picture of the photo's visible part that covers it, clipped
+    to that picture (so a field reaching into the letterbox margins is cut at the photo's edge).
+    At least one pixel each way; the geometry is :func:`box_on_view`'s."""
+    y0, y1, x0, x1 = window
+    bx0, by0, bx1, by1 = box_on_view((x0, y0, x1 - x0, y1 - y0), placement, view_hw)
+    h, w = int(view_hw[0]), int(view_hw[1])
+    top, left = min(max(int(np.floor(by0 + 1e-6)), 0), h - 1), min(max(int(np.floor(bx0 + 1e-6)), 0), w - 1)
+    bottom, right = min(max(int(np.ceil(by1 - 1e-6)), top + 1), h), min(max(int(np.ceil(bx1 - 1e-6)), left + 1), w)
+    return top, bottom, left, right
 
 
 def photo_view(image, placement: Placement, max_side=MAX_DISPLAY_SIDE) -> np.ndarray:

@@ -73,12 +73,13 @@ def run(args):
             raise ValueError("the model has no convolution; pass --layer")
         layer = convs[-1].name
     given = args.crop
-    x, placement = fit_image(args, preset, image)  # the crop moves with the photo (--fit)
+    _, placement = fit_image(args, preset, image)  # the crop moves with the photo (--fit)
     crop = placement.box_to_input(given) if args.mode == "forward" else given
     hw = placement.size
-    image = preset.deprocess(x.copy())[0]
     result = box_filter(model, layer, crop, mode=args.mode, input_shape=placement.size, progress=True)
-    fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers)
+    # drawn on the photo at its resolution: maps cut back to its region, the crop in photo coordinates
+    fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers,
+                               placement=placement)
     paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
     media.save_png(paths[0], fraction)
     media.save_png(paths[1], ratio)

@@ -80,17 +80,15 @@ def run(args):
 
 def _pictures(args, preset, image, layers, maps, activations):
     """``{(name part, extension): picture}``: per layer a PNG (and a GIF), then the layer grid."""
-    import dataclasses
-
     from keras.utils import Progbar
 
     from ..figures import deconv as figures
-    from ..fit import map_to_photo, photo_view
+    from ..fit import photo_view
     from ..methods.deconv import cumulative, projections
 
     x, placement = fit_image(args, preset, image)
-    # the joint projection is drawn on the photo; the grid and GIF on the fitted (undistorted) input
-    model, rgb, photo = preset.model, preset.deprocess(x.copy())[0], photo_view(image, placement)
+    # every picture is drawn on the photo at its resolution, fields mapped back through the placement
+    model, photo = preset.model, photo_view(image, placement)
     order = figures.display_order(preset.preprocess, x.shape[-1])
     options = dict(maps=maps, activations=activations, batch_size=args.batch_size)
     pictures, separate = {}, []
@@ -98,15 +96,14 @@ def _pictures(args, preset, image, layers, maps, activations):
     for i, name in enumerate(layers):
         separate.append(projections(model, x, name, joint=False, **options))
         if args.separate:
-            pictures[(name, "png")] = figures.separate_picture(separate[-1], order)
+            pictures[(name, "png")] = figures.separate_picture(separate[-1], order, placement=placement)
         else:
             joint = projections(model, x, name, joint=True, **options)
             warn_blank(args, joint.images[0], f"the {name} projection", "activations")
-            on_photo = dataclasses.replace(joint, images=map_to_photo(joint.images[0], placement)[None])
-            pictures[(name, "png")] = figures.joint_picture(photo, on_photo, order)
+            pictures[(name, "png")] = figures.joint_picture(photo, joint, order, placement=placement)
         if args.gif:
             frames = cumulative(model, x, name, **options).images[0]
-            pictures[(name, "gif")] = figures.gif_frames(rgb, frames, name, order)
+            pictures[(name, "gif")] = figures.gif_frames(photo, frames, name, order, placement=placement)
         bar.update(i + 1)
-    pictures[("grid", "png")] = figures.layer_grid(rgb, separate, model, order)
+    pictures[("grid", "png")] = figures.layer_grid(photo, separate, model, order, cell=96, placement=placement)
     return pictures

@@ -8,16 +8,17 @@ placed (the receptive-field view of Zeiler & Fergus 2014, arXiv:1311.2901).
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from .. import render
+from ..fit import MAX_DISPLAY_SIDE, box_on_view, map_to_photo, photo_view, place
 from ..media import resize
+from .gradients import enlarge
 
 __all__ = ["pictures"]
 
 
 def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel=192,
-             all_layers=False) -> tuple[np.ndarray, np.ndarray]:
+             all_layers=False, placement=None, max_side=MAX_DISPLAY_SIDE) -> tuple[np.ndarray, np.ndarray]:
     """``(conv_maps, conv_maps_ratio)``: RGB uint8 grids as the seed draws them.
 
     One panel per layer of ``result.panels`` (every layer with
@@ -28,16 +29,20 @@ def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel
     upsampled map, otherwise an inferno heatmap. The crop is outlined on the
     input panel (forward) or on the chosen layer's panel (backward).
     ``index`` picks one crop of a batch.
+
+    With ``placement`` (the photo's ``fit.Placement``), ``image`` is the
+    original photo and every panel is drawn on it: the maps cut back to the
+    photo's region (``fit.map_to_photo``, no letterbox margin), at the photo's
+    resolution capped at ``max_side``, the crop outlined in photo coordinates.
     """
     names = list(result.maps) if all_layers else list(result.panels)
     input_hw = tuple(result.maps[result.input_name].shape[-2:])
-    # panels at the input size, enlarged by a whole factor so titles fit small inputs
-    zoom = max(1, int(np.ceil(min_panel / max(min(input_hw), 1))))
-    panel_hw = (input_hw[0] * zoom, input_hw[1] * zoom)
-    if image is not None:
-        image = resize(np.asarray(image), panel_hw)
     if overlay and image is None:
         raise ValueError("overlay needs the input image")
+    if placement is None:  # the image is the model input itself: an identity placement
+        placement = place(input_hw, input_hw, "stretch")
+        image = None if image is None else resize(np.asarray(image), input_hw)
+    shown = None if image is None else photo_view(image, placement, max_side)
     single = result.crop.ndim == 1
     crop = tuple(int(v) for v in (result.crop if single else result.crop[index]))
     boxed = result.input_name if result.mode == "forward" else result.layer
@@ -48,28 +53,21 @@ def pictures(result, image=None, overlay=False, index=0, columns=None, min_panel
             m = getattr(result.maps[name], field)
             m = np.asarray(m if single else m[index], np.float32)
             top = float(m.max())
-            panel = _panel(m / top if top > 0 else m, panel_hw, image if overlay else None)
-            panels.append(_outline(panel, crop, m.shape) if name == boxed else panel)
+            panel = _panel(m / top if top > 0 else m, placement, shown if overlay else None, max_side)
+            if name == boxed:  # the crop, in this map's units, where it lies on the photo
+                sy, sx = input_hw[0] / m.shape[0], input_hw[1] / m.shape[1]
+                box = (crop[0] * sx, crop[1] * sy, crop[2] * sx, crop[3] * sy)
+                panel = render.outline(panel, box_on_view(box, placement, panel.shape[:2]))
+            panels.append(enlarge(panel, min_panel))
             titles.append(f"{name} {m.shape[0]}x{m.shape[1]} max {top:.2g}")
         outputs.append(render.grid(panels, titles=titles, columns=columns))
     return tuple(outputs)
 
 
-def _panel(scaled, panel_hw, image=None):
-    """``image`` weighted by the upsampled map, or the map as an inferno heatmap (nearest zoom)."""
-    if image is not None:
-        weight = render.upsample(scaled, panel_hw)
-        panel = np.clip(image.astype(np.float32) * np.clip(weight, 0, 1)[..., None] + 0.5, 0, 255)
+def _panel(scaled, placement, shown=None, max_side=MAX_DISPLAY_SIDE):
+    """The photo ``shown`` weighted by the map drawn on it, or the map as an inferno heatmap (nearest)."""
+    if shown is not None:
+        weight = map_to_photo(scaled, placement, max_side=max(shown.shape[:2]))
+        panel = np.clip(shown.astype(np.float32) * np.clip(weight, 0, 1)[..., None] + 0.5, 0, 255)
         return panel.astype(np.uint8)
-    panel = render.colormap(scaled)
-    return np.asarray(Image.fromarray(panel).resize((panel_hw[1], panel_hw[0]), Image.NEAREST))
-
-
-def _outline(panel, crop, map_hw):
-    """The crop ``(x, y, w, h)`` in map units, outlined on a panel of any size."""
-    x, y, w, h = crop
-    sy, sx = panel.shape[0] / map_hw[0], panel.shape[1] / map_hw[1]
-    img = Image.fromarray(np.ascontiguousarray(panel))
-    box = [x * sx, y * sy, (x + w) * sx - 1, (y + h) * sy - 1]
-    ImageDraw.Draw(img).rectangle(box, outline=(0, 200, 255), width=max(1, panel.shape[0] // 112))
-    return np.asarray(img)
+    return render.colormap(map_to_photo(scaled, placement, max_side=max_side, resample="nearest"))

@@ -4,6 +4,9 @@ The input beside a joint projection, one panel per map, the fig. 2-style
 layer grid (projection beside the receptive-field patch of the input, one row
 per layer) and GIF frames adding maps one at a time. Projections are drawn
 with Zeiler–Fergus contrast normalization (``render.projection_image``).
+Given the photo's ``fit.Placement``, every picture is drawn on the original
+photo at its own resolution (``fit.map_to_photo``, capped at 1024 a side),
+receptive fields mapped back through the same placement.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import render
+from ..fit import map_to_photo, place, window_on_view
 from ..methods.deconv import Projections, selection_boxes
+from .gradients import enlarge
 
 __all__ = ["display_order", "projection_rgb", "hstack", "vstack", "joint_picture", "separate_picture",
            "layer_grid", "gif_frames"]
@@ -67,39 +72,70 @@ def vstack(images, pad=4, background=255) -> np.ndarray:
     return _stack(images, 0, pad, background)
 
 
-def _beside(rgb, picture, size):
-    return hstack([render.fit_square(rgb, size), render.fit_square(picture, size)], pad=2)
+def _beside(rgb, picture, minimum=160):
+    """The photo beside a picture of it at their own (equal) size, undistorted; small ones enlarged
+    by a whole factor to ``minimum`` px. Pictures of different sizes are fitted into squares."""
+    if rgb.shape[:2] != picture.shape[:2]:
+        size = max(rgb.shape[0], minimum)
+        return hstack([render.fit_square(rgb, size), render.fit_square(picture, size)], pad=2)
+    return hstack([enlarge(rgb, minimum), enlarge(picture, minimum)], pad=2)
 
 
-def joint_picture(rgb, result: Projections, order=None, index=0) -> np.ndarray:
-    """The input beside the joint projection of image ``index`` of a joint :class:`Projections`."""
+def _on_view(m, placement, view_hw):
+    """A model-input map drawn over a ``view_hw`` picture of the photo (``fit.map_to_photo``)."""
+    if placement is None:
+        return np.asarray(m)
+    out = map_to_photo(m, placement, max_side=max(view_hw))
+    if out.shape[:2] != tuple(view_hw):
+        raise ValueError(f"the photo picture {tuple(view_hw)} is not fit.photo_view's for this placement")
+    return out
+
+
+def joint_picture(rgb, result: Projections, order=None, index=0, placement=None) -> np.ndarray:
+    """The input beside the joint projection of image ``index`` of a joint :class:`Projections`.
+
+    With ``placement`` (``fit.Placement``), ``rgb`` is the photo's view
+    (``fit.photo_view``) and the projection is drawn over it at its resolution.
+    """
     rgb = np.asarray(rgb)
-    pair = _beside(rgb, projection_rgb(result.images[index], order), max(rgb.shape[0], 160))
+    projection = _on_view(result.images[index], placement, rgb.shape[:2])
+    pair = _beside(rgb, projection_rgb(projection, order))
     return render.label(pair, f"{result.layer}: top {result.maps.shape[1]} maps together")
 
 
-def separate_picture(result: Projections, order=None, index=0) -> np.ndarray:
-    """One titled panel per map of image ``index`` of a separate :class:`Projections`."""
-    cells = [projection_rgb(p, order) for p in result.images[index]]
+def separate_picture(result: Projections, order=None, index=0, placement=None, max_side=448) -> np.ndarray:
+    """One titled panel per map of image ``index`` of a separate :class:`Projections`.
+
+    With ``placement`` each panel is the projection cut back to the photo's
+    region, with the photo's aspect, at most ``max_side`` px a side.
+    """
+    cells = [projection_rgb(p if placement is None else map_to_photo(p, placement, max_side=max_side), order)
+             for p in result.images[index]]
     titles = [f"map {int(c)}" for c in result.maps[index]]
     return render.label(render.grid(cells, titles=titles), f"{result.layer}: {len(cells)} maps, one per projection")
 
 
-def layer_grid(rgb, results, model, order=None, cell=72) -> np.ndarray:
+def layer_grid(rgb, results, model, order=None, cell=72, placement=None) -> np.ndarray:
     """The Zeiler–Fergus layer grid for one image: one row per layer, one column per map.
 
-    ``rgb`` is the input image (uint8 ``(H, W, 3)`` at the model's size),
-    ``results`` a list of separate :class:`Projections` (image 0 is drawn).
-    Each cell shows the map's projection cropped to the receptive field of
-    its kept activations beside the same patch of the input.
+    ``rgb`` is the input image (uint8 ``(H, W, 3)`` at the model's size), or
+    with ``placement`` (a ``fit.Placement``) the photo's view
+    (``fit.photo_view``): each receptive field is then mapped back onto the
+    photo and cut from it at the photo's resolution, never from the letterbox
+    margins. ``results`` is a list of separate :class:`Projections` (image 0
+    is drawn). Each cell shows the map's projection cropped to the receptive
+    field of its kept activations beside the same patch of the photo.
     """
+    rgb = np.asarray(rgb)
+    placement = placement or place(rgb.shape[:2], rgb.shape[:2], "stretch")  # identity: rgb is the input
     rows = []
     for res in results:
         boxes = selection_boxes(model, res, 0)
         cells = []
-        for j, (y0, y1, x0, x1) in enumerate(boxes):
-            proj = projection_rgb(res.images[0, j, y0:y1, x0:x1], order)
-            patch = np.asarray(rgb)[y0:y1, x0:x1]
+        for j, box in enumerate(boxes):
+            y0, y1, x0, x1 = window_on_view(box, placement, rgb.shape[:2])
+            proj = projection_rgb(_on_view(res.images[0, j], placement, rgb.shape[:2])[y0:y1, x0:x1], order)
+            patch = rgb[y0:y1, x0:x1]
             gap = np.full((cell, 2, 3), 255, np.uint8)
             pair = np.concatenate([render.fit_square(proj, cell), gap, render.fit_square(patch, cell)], 1)
             cells.append(render.label(pair, f"map {int(res.maps[0, j])}", height=14, size=11))
@@ -108,15 +144,16 @@ def layer_grid(rgb, results, model, order=None, cell=72) -> np.ndarray:
     return vstack(rows, pad=8)
 
 
-def gif_frames(rgb, frames, layer, order=None, scale=None) -> list:
+def gif_frames(rgb, frames, layer, order=None, scale=None, placement=None) -> list:
     """GIF frames: input beside the joint projection of the top 1..M maps, labelled.
 
     ``frames`` is ``(M, H, W, C)`` from :func:`keras_convviz.methods.deconv.cumulative`
-    for one image.
+    for one image. With ``placement``, ``rgb`` is the photo's view and each
+    frame is drawn over it at its resolution (as :func:`joint_picture`).
+    ``scale``: the smallest side drawn (small inputs are enlarged).
     """
     rgb = np.asarray(rgb)
-    size = scale or max(rgb.shape[0], 128)
     total = len(frames)
-    return [render.label(_beside(rgb, projection_rgb(p, order), size), f"{layer}: {j + 1}/{total} maps",
-                         height=16, size=12)
+    return [render.label(_beside(rgb, projection_rgb(_on_view(p, placement, rgb.shape[:2]), order), scale or 128),
+                         f"{layer}: {j + 1}/{total} maps", height=16, size=12)
             for j, p in enumerate(frames)]
