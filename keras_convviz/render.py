@@ -23,6 +23,7 @@ __all__ = [
     "grid",
     "to_uint8",
     "fit_square",
+    "outline",
 ]
 
 # Anchor colours of the colour maps, interpolated linearly (tb_plugin/metadata.py
@@ -110,6 +111,19 @@ def overlay(image, m, alpha=0.5, normalized=False):
     heat = heatmap(upsample(m, image.shape[:2]), normalized=normalized)
     out = (1 - alpha) * image.astype(np.float64) + alpha * heat.astype(np.float64)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def outline(image, corners, colour=(0, 200, 255), width=None) -> np.ndarray:
+    """An RGB uint8 image with the box ``corners = (x0, y0, x1, y1)`` (pixel edges) outlined.
+
+    ``width`` defaults to about 1/112 of the shorter side (at least 1 px), so
+    the box stays visible on large photos and small panels alike.
+    """
+    img = Image.fromarray(np.ascontiguousarray(as_rgb(image)))
+    x0, y0, x1, y1 = corners
+    width = width or max(1, min(img.size) // 112)
+    ImageDraw.Draw(img).rectangle([x0, y0, max(x1 - 1, x0), max(y1 - 1, y0)], outline=colour, width=width)
+    return np.asarray(img)
 
 
 def fit_square(image, size, background=128):
