@@ -30,8 +30,8 @@ def register(sub):
                    help="image parameterization (default: %(default)s)")
     p.add_argument("--steps", type=positive_int_arg, default=256, help="optimizer steps (default: %(default)s)")
     p.add_argument("--lr", type=float, default=0.05, help="Adam step size (default: %(default)s)")
-    add_out_arg(p)
     p.set_defaults(run=run)
+    add_out_arg(p)
 
 
 def _channels(text):

@@ -28,9 +28,9 @@ __all__ = ["FeatureVisLogger"]
 class FeatureVisLogger(MethodLogger):
     """Images maximizing each followed map of the chosen layers, and optionally class logits."""
 
+    uses_layers = True
     fixed_args = ("model", "objective", "progress", "images", "init")
     consumed = ("classes",)
-    uses_layers = True
 
     def load(self):
         from ..methods.featurevis import featurevis
@@ -39,8 +39,8 @@ class FeatureVisLogger(MethodLogger):
 
     def configure(self):
         super().configure()
-        self.ctx.follow(self.layers)
         self.options["steps"] = positive_int(self.options.get("steps", 64), "featurevis steps")
+        self.ctx.follow(self.layers)
         classes = self.options.pop("classes", None)
         limit = max(num_classes(self.ctx.graph), 2)
         self.classes = [] if classes is None else indices(classes, limit, "featurevis classes").tolist()

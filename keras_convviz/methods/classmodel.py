@@ -20,9 +20,8 @@ import tensorflow as tf
 from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
-from ..request import as_batch
 from ..select import num_classes, score_step
-from .featurevis import optimize_plan, resolve_param
+from .featurevis import init_batch, optimize_plan, resolve_param
 from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
@@ -161,12 +160,7 @@ def _start(graph, settings, rng, init, n, noise):
     zero image has an exactly zero gradient and the ascent would never move."""
     if init is None:
         return settings.start(rng, (n,) + tuple(graph.input_shape), noise or START_NOISE)
-    x = as_batch(graph, init)
-    if len(x) == 1 and n > 1:
-        x = np.repeat(x, n, axis=0)
-    if len(x) != n:
-        raise ValueError(f"init has {len(x)} images for {n} targets; give one, or one per target")
-    return x
+    return init_batch(graph, init, n, "targets")
 
 
 def _climb(graph, settings, goal, param, colors, init, noise, penalties, progress):
@@ -177,8 +171,8 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
             objective = channel(goal.step, goal.index)
         else:
             objective = (class_logit if goal.score == "logit" else class_log_probability)(goal.index, goal.step)
-        x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, penalties=penalties,
-                                   rng=rng, progress=progress)
+        x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
+                                   penalties=(0.0,) + tuple(penalties[1:]), progress=progress)  # no l2: see param
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)
     extra = (tf.constant(goal.index, tf.int64),) + tuple(tf.constant(v, tf.float32) for v in penalties)
@@ -217,7 +211,8 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis` (Olah et al.
         2017: Fourier + colour decorrelation + random rotation/scale/jitter), but ``"pixel"`` with
         ``init`` or ``blur_every``; ``"pixel"``: exactly Simonyan's method; or ``"decorrelated"``.
-        ``colors``: that engine's colour matrix (``parameterize.colour_matrix(images)``).
+        ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
+        ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
         progress, optimizer, scale, centre: the shared options.
 

@@ -43,8 +43,8 @@ from .objectives import (channel, class_log_probability, class_logit, direction,
 from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matrix, normalized_colors  # noqa: F401
 
 # The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
-__all__ = ["featurevis", "FeatureVis", "optimize_plan", "resolve_param", "check_param", "READABLE", "channel",
-           "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
+__all__ = ["featurevis", "FeatureVis", "optimize_plan", "init_batch", "resolve_param", "check_param", "READABLE",
+           "channel", "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
 READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)
@@ -166,14 +166,15 @@ def optimize_plan(graph, settings, plan, param, colors=None, zoom=0.1, rotate=10
     return _render_fn(graph, image)(p, tf.constant(colors), *bounds).numpy(), history
 
 
-def _start_images(graph, init, count):
+def init_batch(graph, init, count, what="images"):
+    """``init`` (one image, or one per ``what``) as a checked batch of ``count`` model inputs; None stays None."""
     if init is None:
         return None
     x = as_batch(graph, init)
     if len(x) == 1 and count > 1:
         x = np.repeat(x, count, axis=0)
     if len(x) != count:
-        raise ValueError(f"init has {len(x)} images for {count} objectives; give one, or one per image")
+        raise ValueError(f"init has {len(x)} images for {count} {what}; give one, or one per {what.rstrip('s')}")
     return x
 
 
@@ -216,6 +217,6 @@ def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=Non
         raise ValueError(f"zoom must be below 1 (the scale varies in 1 +- zoom), got {zoom}")
     penalties = (finite_float(l2, "l2"), finite_float(tv, "tv"), finite_float(tv_beta, "tv_beta", 0.0, False))
     x, history = optimize_plan(graph, settings, plan, param, colors, zoom, rotate, penalties,
-                               _start_images(graph, init, plan.count), progress=progress)
+                               init_batch(graph, init, plan.count), progress=progress)
     terms = _terms_fn(graph, plan.family)(tf.constant(x), obj.arg_tensors(plan.args)).numpy()
     return FeatureVis(x, history, terms @ plan.weights, terms, plan.labels, param)
