@@ -78,8 +78,9 @@ def main(argv=None):
 
     0 success; 2 bad input or an OS error (a full disk, a read-only place,
     an ``--out`` below a file); 130/143 SIGINT/SIGTERM (:func:`exit_on_signal`,
-    from here on: imports, compute, writes and the interpreter's shutdown);
-    1 a bug of ours. Called from Python with ``argv`` (tests), signals are
+    from here on: imports, compute and writes; once the command has returned
+    they are ignored, so a run whose files are all written exits with its own
+    code); 1 a bug of ours. Called from Python with ``argv`` (tests), signals are
     left to the caller and SIGINT stays ``KeyboardInterrupt``.
     """
     in_process = argv is not None
@@ -93,9 +94,12 @@ def main(argv=None):
         print("convviz: interrupted (SIGINT)", file=sys.stderr)
         return 130
     finally:
-        if in_process:  # the process's own handlers stay until it exits
+        if in_process:
             for number, handler in saved.items():
                 signal.signal(number, handler)
+        else:  # the work is done and every file complete: the interpreter's shutdown (seconds of
+            for number in _SIGNALS:  # TensorFlow teardown, where Python resets its handlers) ignores signals
+                signal.signal(number, signal.SIG_IGN)
 
 
 def _run(argv):
