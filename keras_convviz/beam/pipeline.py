@@ -94,19 +94,34 @@ def read_record(path, index, tfrecord):
 
 
 class ReadShard(beam.DoFn):
-    """``(shard name, files)`` -> ``(shard name, (image id, model input))``; unreadable images are skipped."""
+    """``(shard name, files)`` -> ``(shard name, (image ids (B,), model inputs (B, H, W, C)))``.
 
-    def __init__(self, model_uri, weights, tfrecord):
+    Reads and decodes on the worker, ``batch_size`` images a batch (the last
+    of a shard may be smaller), so the mining step gets whole batches and Beam
+    handles one element per batch, not per image. Unreadable images are skipped.
+    """
+
+    def __init__(self, model_uri, weights, tfrecord, batch_size=32):
         self.model_uri, self.weights, self.tfrecord = model_uri, weights, tfrecord
+        self.batch_size = int(batch_size)
+
+    def setup(self):
+        self._preset = load_preset(self.model_uri, self.weights)
 
     def process(self, shard):
         from ..methods.topk import record_id
 
         name, group = shard
-        preset = load_preset(self.model_uri, self.weights)
+        ids, images = [], []
         for file_index, path in group:
             for image_id, image in self._images(file_index, path, record_id):
-                yield name, (image_id, preset.prepare([image])[0])
+                ids.append(image_id)
+                images.append(self._preset.prepare([image])[0])  # one at a time: each at its own fit
+                if len(ids) == self.batch_size:
+                    yield name, (np.asarray(ids, np.int64), np.stack(images))
+                    ids, images = [], []
+        if ids:
+            yield name, (np.asarray(ids, np.int64), np.stack(images))
 
     def _images(self, file_index, path, record_id):
         if not self.tfrecord:
@@ -166,9 +181,9 @@ def _mine(args, beam_args, layer, partial_dir, todo):
         _ = (p
              | "Shards" >> beam.Create(todo)
              | "Spread" >> beam.Reshuffle()
-             | "Read" >> beam.ParDo(ReadShard(args.model, args.weights, args.tfrecord))
+             | "Read" >> beam.ParDo(ReadShard(args.model, args.weights, args.tfrecord, args.batch_size))
              | "TopActivations" >> TopActivations(args.model, layer, args.k, args.batch_size, args.weights,
-                                                  keyed=True)
+                                                  keyed=True, batched=True)
              | "Save" >> beam.MapTuple(lambda name, table: _save_partial(
                  FileSystems.join(partial_dir, name + ".npz"), table)))
 

@@ -1,13 +1,21 @@
 """The Beam pieces of dataset-scale top-k (Zeiler & Fergus 2014, arXiv:1311.2901, fig. 2).
 
 - :class:`ImageMaxima`: a ``DoFn`` that batches ``(key, (image_id, image))``
-  records within a bundle and emits per-image, per-map maxima per batch.
+  records within a bundle (or takes ready batches, ``batched=True``) and emits
+  per-image, per-map maxima per batch.
 - :class:`TopKCombineFn`: the associative, commutative merge of those
   candidates into a ``(C, k)`` table; ties go to the smaller image id.
 - :class:`TopActivations`: the two as one ``PTransform``.
 
 The reduction and the merge rule are ``methods.topk``'s own, so Beam and
-``top_activations`` cannot drift apart.
+``top_activations`` cannot drift apart. Both run as compiled functions, one
+per worker process (the merge's eager ops cost ~7 ms a call, as much as the
+forward pass of a 32-image batch of the demo model).
+
+Throughput (``benchmarks/bench_beam.py``): elements should be file paths,
+shard lists or records read on the workers. Records handed to ``beam.Create``
+are pickled and bz2-compressed into the pipeline graph (twice, ~2 MB/s), so a
+``Create`` of preprocessed float images costs more than mining them.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 __all__ = ["TopActivations", "TopKCombineFn", "ImageMaxima", "load_preset", "local_copy"]
 
 _PRESETS = {}
-_PRESETS_LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()
 
 
 def local_copy(uri) -> str:
@@ -44,7 +52,7 @@ def local_copy(uri) -> str:
 def load_preset(model_uri, weights="imagenet"):
     """The preset for ``model_uri`` (``demo``, ``vgg16``, ``mobilenet`` or a
     .keras/.h5 file, also remote), loaded once per worker process."""
-    with _PRESETS_LOCK:
+    with _CACHE_LOCK:
         key = (str(model_uri), str(weights))
         if key not in _PRESETS:
             from ..presets import NAMES, load
@@ -80,13 +88,16 @@ class ImageMaxima(beam.DoFn):
 
     Images are batched within a bundle, ``batch_size`` at a time (the last
     batch of a bundle may be smaller); a batch may mix keys, and each key gets
-    its own rows.
+    its own rows. With ``batched=True`` the records are ready batches
+    ``(key, (image_ids (B,), images (B, H, W, C)))`` (e.g. read and decoded by
+    the pipeline's ``ReadShard``), mined as they come.
     """
 
-    def __init__(self, model_uri, layer, batch_size=32, weights="imagenet"):
+    def __init__(self, model_uri, layer, batch_size=32, weights="imagenet", batched=False):
         self.model_uri, self.layer, self.weights = str(model_uri), str(layer), str(weights)
-        self.batch_size = int(batch_size)
+        self.batch_size, self.batched = int(batch_size), bool(batched)
         self._buffer = []
+        self._images = beam.metrics.Metrics.counter("convviz", "images")
 
     def setup(self):
         self._maxima = _maxima_fn(load_preset(self.model_uri, self.weights).model, self.layer)
@@ -96,6 +107,14 @@ class ImageMaxima(beam.DoFn):
 
     def process(self, element):
         key, (image_id, image) = element
+        if self.batched:
+            ids = np.asarray(image_id, np.int64).reshape(-1)
+            if not len(ids):  # an empty batch: nothing to mine (and oneDNN's conv fails on one)
+                return
+            values, pos = (t.numpy() for t in self._maxima(np.asarray(image, np.float32)))
+            self._images.inc(len(ids))
+            yield key, (values, ids, pos)
+            return
         self._buffer.append((key, int(image_id), np.asarray(image, np.float32)))
         if len(self._buffer) >= self.batch_size:
             yield from self._flush()
@@ -113,15 +132,37 @@ class ImageMaxima(beam.DoFn):
         ids = np.asarray([b[1] for b in batch], np.int64)
         for key in dict.fromkeys(keys):
             rows = np.asarray([i for i, k in enumerate(keys) if k == key])
-            beam.metrics.Metrics.counter("convviz", "images").inc(len(rows))
+            self._images.inc(len(rows))
             yield key, (values[rows], ids[rows], pos[rows])
 
 
-def _merge(table, candidates, k):
-    """``methods.topk.merge_tables`` on numpy tables, eagerly."""
-    from ..methods.topk import merge_tables
+_MERGES = {}
 
-    return tuple(t.numpy() for t in merge_tables(table, candidates, k))
+
+def _merge_fn(k, with_candidates):
+    """The compiled ``methods.topk.merge_tables`` for ``k``, one per process:
+    ``(table, table)`` or, ``with_candidates``, ``(table, maxima, ids, positions)``."""
+    key = (int(k), bool(with_candidates))
+    with _CACHE_LOCK:
+        if key not in _MERGES:
+            import tensorflow as tf
+
+            from ..methods.topk import as_candidates, merge_tables
+
+            table = (tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None, None), tf.int64),
+                     tf.TensorSpec((None, None, 2), tf.int64))
+            if with_candidates:
+                _MERGES[key] = tf.function(lambda t, v, i, p: merge_tables(t, as_candidates(v, i, p), key[0]),
+                                           input_signature=[table, table[0], tf.TensorSpec((None,), tf.int64),
+                                                            table[2]])
+            else:
+                _MERGES[key] = tf.function(lambda t, c: merge_tables(t, c, key[0]), input_signature=[table, table])
+        return _MERGES[key]
+
+
+def _merge(table, candidates, k):
+    """``methods.topk.merge_tables`` on numpy tables, compiled."""
+    return tuple(t.numpy() for t in _merge_fn(k, False)(table, candidates))
 
 
 class TopKCombineFn(beam.CombineFn):
@@ -144,12 +185,12 @@ class TopKCombineFn(beam.CombineFn):
         return tuple(t.numpy() for t in empty_table(channels, self.k))
 
     def add_input(self, accumulator, candidates):
-        from ..methods.topk import as_candidates
-
         table, count = accumulator
         values, ids, pos = candidates
         table = self._table(values.shape[1]) if table is None else table
-        return _merge(table, tuple(t.numpy() for t in as_candidates(values, ids, pos)), self.k), count + len(ids)
+        merged = _merge_fn(self.k, True)(table, np.asarray(values, np.float32), np.asarray(ids, np.int64),
+                                         np.asarray(pos, np.int64))
+        return tuple(t.numpy() for t in merged), count + len(ids)
 
     def merge_accumulators(self, accumulators):
         tables, count = [], 0
@@ -186,21 +227,25 @@ class TopActivations(beam.PTransform):
       k: activations kept per map.
       batch_size: images per forward pass on a worker.
       weights: as ``presets.load`` (``imagenet``, ``none`` or a file).
+      keyed: records are ``(key, record)``; one table per key.
+      batched: each record is a batch ``(image_ids (B,), images (B, H, W, C))``
+        (``batch_size`` is then unused): no per-image element overhead.
 
     Image ids must be distinct; ties go to the smaller id.
     """
 
-    def __init__(self, model_uri, layer, k=9, batch_size=32, weights="imagenet", keyed=False):
+    def __init__(self, model_uri, layer, k=9, batch_size=32, weights="imagenet", keyed=False, batched=False):
         super().__init__()
         from ..checks import positive_int
 
         self.model_uri, self.layer, self.weights, self.keyed = model_uri, layer, weights, keyed
         self.k, self.batch_size = positive_int(k, "k"), positive_int(batch_size, "batch_size")
+        self.batched = bool(batched)
 
     def expand(self, records):
         if not self.keyed:
             records = records | "Unkeyed" >> beam.Map(lambda record: (None, record))
         candidates = records | "Maxima" >> beam.ParDo(
-            ImageMaxima(self.model_uri, self.layer, self.batch_size, self.weights))
+            ImageMaxima(self.model_uri, self.layer, self.batch_size, self.weights, self.batched))
         tables = candidates | "TopK" >> beam.CombinePerKey(TopKCombineFn(self.layer, self.k))
         return tables if self.keyed else tables | "Table" >> beam.Values()
