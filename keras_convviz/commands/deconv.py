@@ -83,12 +83,11 @@ def _pictures(args, preset, image, layers, maps, activations):
     from keras.utils import Progbar
 
     from ..figures import deconv as figures
-    from ..fit import photo_view
     from ..methods.deconv import cumulative, projections
 
     x, placement = fit_image(args, preset, image)
     # every picture is drawn on the photo at its resolution, fields mapped back through the placement
-    model, photo = preset.model, photo_view(image, placement)
+    model, photo = preset.model, image
     order = figures.display_order(preset.preprocess, x.shape[-1])
     options = dict(maps=maps, activations=activations, batch_size=args.batch_size)
     pictures, separate = {}, []

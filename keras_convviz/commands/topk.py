@@ -6,17 +6,26 @@ through the model once, and writes ``topk_<layer>.png`` (per map: its k deconv
 projections beside the k receptive-field patches) and ``topk_<layer>.json``
 (values, image paths and positions for every map). Unreadable files are
 skipped with a warning and counted.
+
+Photos of any size are fitted to the model input (``--fit``), each with its
+own ``fit.Placement``; every patch is cut from the ORIGINAL photo at the
+unit's receptive field mapped back through that placement (never from the
+letterbox margins), and the JSON gives that field as ``photo_box``
+``[x0, y0, x1, y1]`` in photo pixels. A flexible-size ``(None, None)`` model
+is mined at ``--size`` (default 512x512).
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import sys
 import time
 
-from . import add_fit_arg, add_model_args, add_out_arg, check_out_dir, load_preset, out_path, positive_int_arg, slug
+from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, ints_arg, load_preset, out_path,
+               positive_int_arg, slug, warn_blank)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -36,6 +45,9 @@ def register(sub):
                    help="maps drawn in the grid, the strongest first (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int_arg, default=32, help="images per forward pass")
     p.add_argument("--cell", type=positive_int_arg, default=64, help="pixels per patch in the grid")
+    p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"),
+                   help="mining size for a model with a flexible (None, None) input: every image is "
+                        "fitted (--fit) to H,W (default: 512,512)")
     add_out_arg(p)
     p.set_defaults(run=run)
 
@@ -59,7 +71,9 @@ def run(args):
     import tensorflow as tf
 
     from .. import media
+    from ..fields import receptive_fields
     from ..figures.topk import figure
+    from ..fit import fit_input, neutral_fill
     from ..graph import walk
 
     check_out_dir(args)
@@ -70,18 +84,24 @@ def run(args):
         raise ValueError(f"--k {args.k} but {args.source!r} holds only {len(files)} image files; "
                          f"use --k {len(files)} or fewer")
     preset = load_preset(args)
-    graph = walk(preset.model)
+    size, model = _mining_model(args, preset)
+    graph = walk(model)
     layer, channels = _layer(args, preset, graph)
-    used, skipped = [], []
-    spec = tf.TensorSpec(tuple(preset.input_size) + (int(graph.input_shape[-1]),), tf.float32)
-    dataset = tf.data.Dataset.from_generator(lambda: _readable(files, preset, used, skipped, args.fit),
-                                             output_signature=spec)
-    result = _mine(args, preset.model, dataset, layer, files, used, skipped)
-    grid, chosen = figure(preset.model, result, lambda i: preset.prepare([media.read_image(used[i])], args.fit)[0],
-                          maps=args.maps, deprocess=preset.deprocess, preprocess=preset.preprocess, cell=args.cell,
-                          progress=True)
+    used, placements, skipped = [], [], []  # each readable image's path and its own fit.Placement
+    spec = tf.TensorSpec(size + (int(graph.input_shape[-1]),), tf.float32)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: _readable(files, preset, size, (used, placements, skipped), args.fit), output_signature=spec)
+    result = _mine(args, model, dataset, layer, files, used, skipped)
+    warn_blank(args, result.values[result.image_ids >= 0], f"the top activations of {layer}", "activations")
+    read = functools.lru_cache(maxsize=64)(media.read_image)
+    fill = neutral_fill(preset.preprocess, preset.mean_pixel)
+    grid, chosen = figure(model, result, lambda i: fit_input(read(used[i]), placements[i], preset.preprocess, fill),
+                          maps=args.maps, preprocess=preset.preprocess, cell=args.cell, progress=True,
+                          names=[os.path.splitext(os.path.basename(p))[0] for p in used],
+                          photos=lambda i: (read(used[i]), placements[i]))  # patches cut from the original photos
     png = media.save_png(out_path(args, f"topk_{slug(layer)}.png"), grid)
-    table = json.dumps(_table(result, used, skipped, chosen), indent=1).encode()
+    field = receptive_fields(graph)[layer]
+    table = json.dumps(_table(result, used, skipped, chosen, field, placements), indent=1).encode()
     js = media.atomic_write(out_path(args, f"topk_{slug(layer)}.json"), table)
     print(f"{result.count} images streamed through {layer} ({channels} maps, top {result.k} each)")
     if skipped:
@@ -105,10 +125,38 @@ def _layer(args, preset, graph):
     return layer, channels
 
 
-def _readable(files, preset, used, skipped, fit="pad"):
-    """Model inputs of the readable files, in order; the others are warned about and skipped."""
-    from .. import media
+def _mining_model(args, preset):
+    """``(size, model)``: the ``(H, W)`` every image is fitted to and the model mined at that size.
 
+    A fixed-size model keeps its input size. A flexible-size ``(None, None)``
+    model is mined at ``--size`` (default ``fit.MAX_INPUT_SIDE`` square), one
+    size for the whole folder so images batch together.
+    """
+    from ..checks import positive_int
+    from ..fit import MAX_INPUT_SIDE
+
+    size = tuple(preset.input_size)
+    if None not in size:
+        if args.size is not None and tuple(args.size) != size:
+            raise ValueError(f"--size is for models with a flexible input size; {preset.name} takes "
+                             f"{size[0]}x{size[1]} images (drop --size)")
+        return size, preset.model
+    import keras
+
+    size = tuple(positive_int(v, "--size") for v in (args.size or (MAX_INPUT_SIDE, MAX_INPUT_SIDE)))
+    print(f"flexible-size model: every image fitted (--fit {args.fit}) to {size[0]}x{size[1]} for mining (--size H,W)")
+    inputs = keras.Input(size + (int(preset.model.inputs[0].shape[-1]),))
+    return size, keras.Model(inputs, preset.model(inputs), name=preset.model.name)
+
+
+def _readable(files, preset, size, found, fit="pad"):
+    """Model inputs of the readable files fitted to ``size``, in order; ``found = (used paths, their
+    placements, skipped paths)`` fill as they are read; unreadable files are warned about and skipped."""
+    from .. import media
+    from ..fit import fit_input, neutral_fill, place
+
+    used, placements, skipped = found
+    fill = neutral_fill(preset.preprocess, preset.mean_pixel)
     for path in files:
         try:
             img = media.read_image(path)
@@ -117,8 +165,10 @@ def _readable(files, preset, used, skipped, fit="pad"):
             sys.stdout.write("\n") if sys.stdout.isatty() else None
             print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
             continue
+        placement = place(img.shape[:2], size, fit)
         used.append(path)
-        yield preset.prepare([img], fit)[0]
+        placements.append(placement)
+        yield fit_input(img, placement, preset.preprocess, fill)
 
 
 def _mine(args, model, dataset, layer, files, used, skipped):
@@ -143,14 +193,26 @@ def _mine(args, model, dataset, layer, files, used, skipped):
     return result
 
 
-def _table(result, used, skipped, chosen):
-    """The JSON table: per map its k values, image paths and positions."""
-    maps = {
-        str(c): [{"value": float(result.values[c, r]), "image": used[int(result.image_ids[c, r])],
-                  "image_id": int(result.image_ids[c, r]),
-                  "y": int(result.positions[c, r, 0]), "x": int(result.positions[c, r, 1])}
-                 for r in range(result.k)]
-        for c in range(result.values.shape[0])
-    }
+def _photo_box(field, placement, y, x):
+    """Unit ``(y, x)``'s receptive field on its original photo: ``[x0, y0, x1, y1]`` photo pixels
+    (edges), mapped back through the photo's Placement and clipped to the part the model saw."""
+    y0, y1, x0, x1 = field.window(y, x, clip_to=placement.size)
+    (py0, px0), (py1, px1) = placement.to_photo(y0, x0, centre=False), placement.to_photo(y1, x1, centre=False)
+    vy0, vy1, vx0, vx1 = placement.visible
+    return [round(float(min(max(v, lo), hi)), 1)
+            for v, lo, hi in ((px0, vx0, vx1), (py0, vy0, vy1), (px1, vx0, vx1), (py1, vy0, vy1))]
+
+
+def _table(result, used, skipped, chosen, field=None, placements=None):
+    """The JSON table: per map its k values, image paths and positions (in ``layer`` units and,
+    given the layer's receptive ``field`` and each image's placement, as ``photo_box`` on the photo)."""
+    def entry(c, r):
+        i, y, x = int(result.image_ids[c, r]), int(result.positions[c, r, 0]), int(result.positions[c, r, 1])
+        row = {"value": float(result.values[c, r]), "image": used[i], "image_id": i, "y": y, "x": x}
+        if field is not None and i >= 0:
+            row["photo_box"] = _photo_box(field, placements[i], y, x)
+        return row
+
+    maps = {str(c): [entry(c, r) for r in range(result.k)] for c in range(result.values.shape[0])}
     return {"layer": result.layer, "k": result.k, "images": result.count, "skipped": len(skipped),
             "maps": maps, "drawn_maps": [int(c) for c in chosen]}

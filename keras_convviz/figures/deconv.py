@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import render
-from ..fit import map_to_photo, place, window_on_view
+from ..fit import MAX_DISPLAY_SIDE, map_to_photo, photo_view, place, window_on_view
 from ..methods.deconv import Projections, selection_boxes
 from .gradients import enlarge
 
@@ -81,25 +81,28 @@ def _beside(rgb, picture, minimum=160):
     return hstack([enlarge(rgb, minimum), enlarge(picture, minimum)], pad=2)
 
 
-def _on_view(m, placement, view_hw):
-    """A model-input map drawn over a ``view_hw`` picture of the photo (``fit.map_to_photo``)."""
+def _drawing(rgb, placement, max_side=MAX_DISPLAY_SIDE):
+    """``(view, placement, to_view)``: the picture drawn on and how model-input maps land on it.
+
+    Without a placement ``rgb`` is the model input itself (an identity
+    placement); with one, ``rgb`` is the original photo, the view its visible
+    part (``fit.photo_view``) and maps are cut back to it (``fit.map_to_photo``).
+    """
+    rgb = np.asarray(rgb)
     if placement is None:
-        return np.asarray(m)
-    out = map_to_photo(m, placement, max_side=max(view_hw))
-    if out.shape[:2] != tuple(view_hw):
-        raise ValueError(f"the photo picture {tuple(view_hw)} is not fit.photo_view's for this placement")
-    return out
+        return rgb, place(rgb.shape[:2], rgb.shape[:2], "stretch"), np.asarray
+    return (photo_view(rgb, placement, max_side), placement,
+            lambda m: map_to_photo(m, placement, max_side=max_side))
 
 
 def joint_picture(rgb, result: Projections, order=None, index=0, placement=None) -> np.ndarray:
     """The input beside the joint projection of image ``index`` of a joint :class:`Projections`.
 
-    With ``placement`` (``fit.Placement``), ``rgb`` is the photo's view
-    (``fit.photo_view``) and the projection is drawn over it at its resolution.
+    With ``placement`` (``fit.Placement``), ``rgb`` is the original photo and
+    the projection is drawn over it at its resolution (capped at 1024 a side).
     """
-    rgb = np.asarray(rgb)
-    projection = _on_view(result.images[index], placement, rgb.shape[:2])
-    pair = _beside(rgb, projection_rgb(projection, order))
+    view, _, to_view = _drawing(rgb, placement)
+    pair = _beside(view, projection_rgb(to_view(result.images[index]), order))
     return render.label(pair, f"{result.layer}: top {result.maps.shape[1]} maps together")
 
 
@@ -119,23 +122,22 @@ def layer_grid(rgb, results, model, order=None, cell=72, placement=None) -> np.n
     """The Zeiler–Fergus layer grid for one image: one row per layer, one column per map.
 
     ``rgb`` is the input image (uint8 ``(H, W, 3)`` at the model's size), or
-    with ``placement`` (a ``fit.Placement``) the photo's view
-    (``fit.photo_view``): each receptive field is then mapped back onto the
-    photo and cut from it at the photo's resolution, never from the letterbox
+    with ``placement`` (a ``fit.Placement``) the original photo: each
+    receptive field is then mapped back onto the photo and cut from it at the
+    photo's resolution (capped at 1024 a side), never from the letterbox
     margins. ``results`` is a list of separate :class:`Projections` (image 0
     is drawn). Each cell shows the map's projection cropped to the receptive
     field of its kept activations beside the same patch of the photo.
     """
-    rgb = np.asarray(rgb)
-    placement = placement or place(rgb.shape[:2], rgb.shape[:2], "stretch")  # identity: rgb is the input
+    view, placement, to_view = _drawing(rgb, placement)
     rows = []
     for res in results:
         boxes = selection_boxes(model, res, 0)
         cells = []
         for j, box in enumerate(boxes):
-            y0, y1, x0, x1 = window_on_view(box, placement, rgb.shape[:2])
-            proj = projection_rgb(_on_view(res.images[0, j], placement, rgb.shape[:2])[y0:y1, x0:x1], order)
-            patch = rgb[y0:y1, x0:x1]
+            y0, y1, x0, x1 = window_on_view(box, placement, view.shape[:2])
+            proj = projection_rgb(to_view(res.images[0, j])[y0:y1, x0:x1], order)
+            patch = view[y0:y1, x0:x1]
             gap = np.full((cell, 2, 3), 255, np.uint8)
             pair = np.concatenate([render.fit_square(proj, cell), gap, render.fit_square(patch, cell)], 1)
             cells.append(render.label(pair, f"map {int(res.maps[0, j])}", height=14, size=11))
@@ -148,12 +150,12 @@ def gif_frames(rgb, frames, layer, order=None, scale=None, placement=None) -> li
     """GIF frames: input beside the joint projection of the top 1..M maps, labelled.
 
     ``frames`` is ``(M, H, W, C)`` from :func:`keras_convviz.methods.deconv.cumulative`
-    for one image. With ``placement``, ``rgb`` is the photo's view and each
+    for one image. With ``placement``, ``rgb`` is the original photo and each
     frame is drawn over it at its resolution (as :func:`joint_picture`).
     ``scale``: the smallest side drawn (small inputs are enlarged).
     """
-    rgb = np.asarray(rgb)
+    view, _, to_view = _drawing(rgb, placement)
     total = len(frames)
-    return [render.label(_beside(rgb, projection_rgb(_on_view(p, placement, rgb.shape[:2]), order), scale or 128),
+    return [render.label(_beside(view, projection_rgb(to_view(p), order), scale or 128),
                          f"{layer}: {j + 1}/{total} maps", height=16, size=12)
             for j, p in enumerate(frames)]
