@@ -165,9 +165,12 @@ class Graph:
         """The last conv layer of each block: before every downsampling and at the end.
 
         The default layers of deconv, top-k, occlusion and the callback. Only
-        maps with more than one position count (not MobileNet's ``conv_preds``).
+        maps with more than one position count (not MobileNet's ``conv_preds``),
+        and one-channel side outputs (HED's ``dsn1..5`` and ``fuse`` edge logits)
+        only when the model has no wider conv.
         """
         convs = [s for s in self.conv_steps() if s.is_map]
+        convs = [s for s in convs if s.output_shape[-1] > 1] or convs
         ends = []
         for a, b in zip(convs, convs[1:]):
             if b.output_shape[:2] != a.output_shape[:2]:

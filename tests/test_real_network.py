@@ -16,8 +16,6 @@ import keras_convviz as kc  # noqa: E402
 from keras_convviz import hed  # noqa: E402
 from keras_convviz.select import region_score  # noqa: E402
 
-from fixtures import convviz  # noqa: E402
-
 SIZE = (96, 96)
 _MODELS = {}
 
@@ -101,13 +99,63 @@ def test_saliency_of_a_box_edge_score_peaks_inside_the_box():
     assert s[y0:y0 + h, x0:x0 + w].mean() / s.mean() > 3  # measured 4.9: the box is 6% of the image
 
 
-def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path):
+def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path, capsys):
     from PIL import Image
 
+    from keras_convviz import cli
+
     Image.fromarray(skdata.coffee()).save(tmp_path / "coffee.png")
-    run = convviz("saliency", tmp_path / "coffee.png", "--model", "hed", "--region", "140,140,40,40",
-                  "--out", tmp_path / "out")
-    assert run.returncode == 0, run.stderr
-    assert (tmp_path / "out" / "coffee_saliency_overlay.png").stat().st_size > 1000
-    bad = convviz("saliency", tmp_path / "coffee.png", "--model", "hed", "--out", tmp_path / "out")
-    assert bad.returncode == 2 and "region_score" in bad.stderr and "Traceback" not in bad.stderr
+    # in-process (cli.main is the CLI's one entry; subprocess runs are tested in test_cli/test_hardening)
+    code = cli.main(["saliency", str(tmp_path / "coffee.png"), "--model", "hed", "--region", "140,140,40,40",
+                     "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    overlay = np.asarray(Image.open(tmp_path / "out" / "coffee_saliency_overlay.png"))
+    assert overlay.shape == (400, 600, 3)  # the photo's own size, undistorted
+    # the region box on the photo, by hand: 600x400 -> 320x213 (scale 8/15), 53 px top margin, so
+    # input x 140..180 is photo x 262.5..337.5 and input y 140..180 is photo y 163.1..238.1
+    edge = overlay[180:220, 262:266].reshape(-1, 3)
+    assert (np.abs(edge.astype(int) - (0, 200, 255)).sum(-1) == 0).mean() > 0.5
+    assert not (np.abs(overlay[180:220, 250:256].astype(int) - (0, 200, 255)).sum(-1) == 0).any()
+    assert cli.main(["saliency", str(tmp_path / "coffee.png"), "--model", "hed", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "region_score" in err and "Traceback" not in err
+
+
+def test_cli_topk_boxfilter_occlusion_on_real_photos(tmp_path, capsys):
+    import json
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from keras_convviz import cli, presets
+
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    photos = {name: getattr(skdata, name)() for name in ("chelsea", "coffee", "rocket")}
+    for name, image in photos.items():
+        Image.fromarray(image).save(folder / f"{name}.png")
+    hed_args = ["--model", "hed", "--out", str(out)]
+    assert cli.main(["topk", str(folder), "--layer", "block1_conv1", "--k", "1", "--maps", "2", *hed_args]) == 0
+    # top-k oracle: block1_conv1 = relu(conv(x, W) + b) by hand on each letterboxed photo, max over photos
+    prepare = presets.load("hed", weights="none").prepare
+    kernel, bias = model().get_layer("block1_conv1").get_weights()  # the same trained weights at any size
+    peaks = np.max([tf.nn.relu(tf.nn.conv2d(prepare([image]), kernel, 1, "SAME") + bias).numpy().max((0, 1, 2))
+                    for image in photos.values()], axis=0)
+    table = json.loads((out / "topk_block1_conv1.json").read_text())
+    np.testing.assert_allclose([table["maps"][str(c)][0]["value"] for c in range(64)], peaks, rtol=1e-4, atol=1e-3)
+    chelsea = str(folder / "chelsea.png")
+    capsys.readouterr()
+    # box filter: a 60x60 photo crop is input box 212,131,44,43 (scale 320/451); two 3x3 'same' convs
+    # spread it by 2 px a side: (44 + 4) x (43 + 4) units
+    assert cli.main(["boxfilter", "forward", chelsea, "--layer", "block1_conv2", "--crop", "300,110,60,60",
+                     *hed_args]) == 0
+    printed = capsys.readouterr().out
+    assert "crop 212,131,44,43" in printed and "block1_conv2 support 2256 units" in printed, printed
+    # occlusion of the mean edge logit over a box above chelsea's eye (input x 210..250, y 96..136): of
+    # the four 160 px quadrant occluders only the top-right one covers it, and only it erases its edges
+    assert cli.main(["occlusion", chelsea, "--region", "210,96,40,40", "--patch", "160", "--stride", "160",
+                     *hed_args]) == 0
+    prob = np.load(out / "chelsea_occlusion.npz")["probability"]
+    assert prob.shape == (2, 2) and prob.argmin() == 1  # measured 0.006 against 0.29..0.36
+    assert prob[0, 1] < 0.1 * np.delete(prob.ravel(), 1).min(), prob
+    assert (out / "chelsea_occlusion.png").exists() and (out / "topk_block1_conv1.png").exists()

@@ -95,6 +95,12 @@ def run(args):
     warn_blank(args, m, f"the {method} map")
     order = display_order(preset.preprocess, x.shape[-1]) if method == "guided" else None
     picture, blended = pictures(method, photo_view(image, placement), map_to_photo(m, placement), order)
+    if args.region is not None:  # the explained box, where it lies on the photo
+        from ..fit import box_on_view
+        from ..render import outline
+
+        corners = box_on_view(args.region, placement, picture.shape[:2])
+        picture, blended = outline(picture, corners), outline(blended, corners)
     written = [media.save_png(output_name(args, method), enlarge(picture)),
                media.save_png(output_name(args, method, "overlay"), enlarge(blended))]
     print("top classes:")

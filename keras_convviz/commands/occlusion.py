@@ -78,7 +78,7 @@ def _save(args, shown, result, preset):
     from ..figures.occlusion import figure
 
     photo, placement = shown
-    panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement)
+    panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement, region=args.region)
     png = media.save_png(output_name(args, "occlusion"), panel)
     buf = io.BytesIO()
     np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],

@@ -18,14 +18,16 @@ from .. import render
 __all__ = ["figure"]
 
 
-def figure(image, result, index=0, class_names=None, cell=160, placement=None) -> np.ndarray:
+def figure(image, result, index=0, class_names=None, cell=160, placement=None, region=None) -> np.ndarray:
     """The fig. 7 panel for image ``index``: image, probability map, top-class map
     with a legend of class names, and activation map, as one RGB uint8 array.
 
     ``image`` is the displayable RGB uint8 picture ``(H, W, 3)`` of that input.
     With ``placement`` (a :class:`keras_convviz.fit.Placement`), ``image`` is the
     photo (``fit.photo_view``) and every map is cut back to the photo's region;
-    panels are ``cell`` high at the photo's aspect ratio.
+    panels are ``cell`` high at the photo's aspect ratio. ``region`` (a
+    model-input box ``(x, y, w, h)``, the explained ``select.region_score``
+    box) is outlined on every panel.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -52,6 +54,8 @@ def figure(image, result, index=0, class_names=None, cell=160, placement=None) -
     if placement is None:
         size = (cell, cell)
     big = [np.asarray(Image.fromarray(render.as_rgb(p)).resize(size[::-1], Image.NEAREST)) for p in panels]
+    if region is not None:
+        big = [render.outline(p, _region_corners(region, placement, size, image.shape[:2])) for p in big]
     canvas = render.grid(big, titles=titles, columns=4)
     shown = sorted(set(int(k) for k in np.unique(result.top_class[index])))
     return np.concatenate([canvas, _legend(shown, name, canvas.shape[1], 4 + 2 * (size[1] + 4))], axis=0)
@@ -66,6 +70,18 @@ def _on_photo(result, index, placement, shape) -> list:
     act = map_to_photo(result.upsampled("activation")[index], placement, side)
     top = map_to_photo(result.top_class[index], placement, side, resample="nearest")
     return [render.colormap(np.clip(prob, 0, 1)), _class_map(top), render.heatmap(act)]
+
+
+def _region_corners(region, placement, size, input_hw):
+    """The model-input box ``region`` on a panel of ``size``: through the photo with a placement,
+    else scaled from the model input ``input_hw``."""
+    if placement is not None:
+        from ..fit import box_on_view
+
+        return box_on_view(region, placement, size)
+    x, y, w, h = region
+    sy, sx = size[0] / input_hw[0], size[1] / input_hw[1]
+    return x * sx, y * sy, (x + w) * sx, (y + h) * sy
 
 
 def _legend(classes, name, width, x0, line_h=14):
