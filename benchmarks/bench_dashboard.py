@@ -8,8 +8,8 @@ The benchmark writes two logdirs with the same number of PNG images: ConvViz
 blob sequences (``keras_convviz.summary``; 4 probe images per tag and step,
 plus the walk and step documents) and stock ``tf.summary.image`` summaries (4
 images per tag and step). Both are served by one ``tensorboard`` process each
-(``--load_fast=false``, ``--samples_per_plugin convviz=0,images=0``: every
-step kept), and in the same run of the script it measures, for each:
+(``--load_fast=false``, ``--samples_per_plugin convviz=S,images=S`` with S
+the number of steps: every step kept), and in the same run of the script it measures, for each:
 
 * the tag-listing route's latency (``/data/plugin/convviz/tags`` vs
   ``/data/plugin/images/tags``), median of repeated requests after a warm-up;
@@ -130,7 +130,8 @@ def measure(args):
     print(f"{total} images per dashboard ({runs} runs x {tags} tags x {steps} steps x {IMAGES_PER_STEP}), "
           f"written in {time.perf_counter() - start:.0f} s under {root}")
     results = {}
-    extra = ["--samples_per_plugin", "convviz=0,images=0"]
+    # every step kept for both, said explicitly (images=0 makes TensorBoard 2.21's image dashboard show nothing)
+    extra = ["--samples_per_plugin", f"convviz={steps},images={steps}"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         for plugin in ("convviz", "images"):
