@@ -35,6 +35,8 @@ _CAUSES = {
                    "(ReLUs that never fire on this input)",
     "gradients": "untrained weights, dead units (ReLUs that never fire), or a layer off the explained "
                  "output's path",
+    "box filter": "the crop does not reach this layer (it lies where the layer sees none of the input, "
+                  "e.g. cut away by 'valid' padding or cropping); move or enlarge the crop",
 }
 
 
@@ -47,7 +49,8 @@ def diagnose(values, what, kind="gradients") -> Optional[str]:
 
     ``what`` names the map in the message (``"the saliency map"``, ``"conv5
     activations"``); ``kind`` is ``"gradients"`` (anything backpropagated or
-    derived from gradients, class-score changes) or ``"activations"``.
+    derived from gradients, class-score changes), ``"activations"`` or
+    ``"box filter"`` (receptive-field geometry: a crop that never reaches a layer).
     """
     if kind not in _CAUSES:
         raise ValueError(f"kind must be one of {', '.join(_CAUSES)}, got {kind!r}")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-from . import add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, out_path
+from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, out_path,
+               warn_blank)
 
 
 def register(sub):
@@ -86,6 +87,7 @@ def run(args):
     last = result.maps[result.layer if args.mode == "forward" else result.input_name]
     where = "input" if args.mode == "backward" else result.layer
     support = int(np.count_nonzero(last.fraction))
+    warn_blank(args, last.fraction, f"the {where} box-filter map", "box filter")
     scaled = "" if tuple(crop) == tuple(given) else f" (scaled from {','.join(map(str, given))})"
     print(f"{args.mode} box filter, {preset.name} {hw[0]}x{hw[1]}, layer {result.layer}, "
           f"crop {','.join(map(str, crop))}{scaled}: {len(result.panels)} maps drawn; {where} support {support} units, "

@@ -155,6 +155,7 @@ def run_invert(args):
     from ..media import read_input
     from ..methods.inversion import invert
     from ..methods.optimize import check_iterations, input_range
+    from ..probe import run
 
     check_out_dir(args)
     layers = [name.strip() for name in str(args.layer).split(",") if name.strip()]
@@ -170,12 +171,18 @@ def run_invert(args):
     value_range = input_range(preset.preprocess, int(x.shape[-1]))
     shown = preset.deprocess(x.copy())[0]
     panels, titles, named = [shown], ["input"], []
+    representations = run(graph, x, layers)  # blank ones are named before any optimization
+    for name in layers:
+        values = representations[name].numpy()
+        if values.any():  # an exactly-zero one is invert's one-line ValueError (nothing to invert)
+            warn_blank(args, values, f"the {name} representation of the image", "activations")
     for name in layers:
         print(f"inverting {name} ({args.steps} iterations)")
         result = invert(preset.model, x, name, steps=args.steps, lr=args.lr, alpha=args.alpha,
                         l_alpha=args.l_alpha, tv=args.tv, tv_beta=args.tv_beta, jitter=args.jitter,
                         seed=args.seed, value_range=value_range, progress=True)
         error = float(result.errors[0])
+        warn_blank(args, result.history - result.history[:1], f"the change of the {name} reconstruction loss")
         print(f"{name}: normalized feature error {error:.4f}")
         panels.append(result.rgb(preset.deprocess)[0])
         titles.append(f"{name} err {error:.3f}")

@@ -207,12 +207,14 @@ class MethodLogger:
     def log(self, step):
         raise NotImplementedError
 
-    def check_blank(self, values, layer, kind="gradients"):
-        """One ``BlankMapWarning`` line (once per layer) when ``values`` vanish or are exactly zero."""
+    def check_blank(self, values, layer, kind="gradients", what=None):
+        """One ``BlankMapWarning`` line (once per layer) when ``values`` vanish or are exactly zero;
+        ``what`` names them in the line (default ``"<method> at <layer>"``)."""
         from ..blank import diagnose, report
 
         warned = self.__dict__.setdefault("blank_layers", set())
-        if layer not in warned and report(diagnose(values, f"{self.name} at {layer}", kind), "callback"):
+        what = what or f"{self.name} at {layer}"
+        if layer not in warned and report(diagnose(values, what, kind), "callback"):
             warned.add(layer)
 
     def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002

@@ -111,6 +111,7 @@ class BoxFilterLogger(MethodLogger):
         for layer in self.layers:
             res = self.fn(self.ctx.graph, layer, crop, mode="forward")
             maps = res.maps[res.layer]
+            self.check_blank(maps.fraction, layer, "box filter")
             for kind in ("ratio", "fraction"):
                 m = np.asarray(getattr(maps, kind), np.float64)
                 picture = ScaledImages([render.heatmap(render.upsample(m, (h, w)), normalized=True)],
@@ -144,6 +145,7 @@ class TopKLogger(MethodLogger):
         ctx = self.ctx
         for layer in self.layers:
             res = self.fn(ctx.graph, ctx.heldout, layer, k=self.k)
+            self.check_blank(np.asarray(res.values)[np.asarray(res.image_ids) >= 0], layer, "activations")
             for m in ctx.fixed_maps(layer):
                 patches = self.patches(res, self.fields[layer], m)
                 if patches:

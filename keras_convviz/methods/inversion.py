@@ -97,7 +97,8 @@ def _representation(graph, layer, x0):
     if dead.size:
         raise ValueError(
             f"layer {layer!r} outputs all zeros for image {int(dead[0])}; there is no "
-            f"representation to invert, pick an earlier layer."
+            f"representation to invert (likely cause: untrained weights or dead units, ReLUs that "
+            f"never fire on this input); pick an earlier layer or trained weights."
         )
     return target, norm
 
