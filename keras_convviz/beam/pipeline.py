@@ -98,7 +98,9 @@ class ReadShard(beam.DoFn):
 
     Reads and decodes on the worker, ``batch_size`` images a batch (the last
     of a shard may be smaller), so the mining step gets whole batches and Beam
-    handles one element per batch, not per image. Unreadable images are skipped.
+    handles one element per batch, not per image. A reader thread decodes the
+    next batch while the model mines this one (decoding and TF both release the
+    GIL). Unreadable images are skipped.
     """
 
     def __init__(self, model_uri, weights, tfrecord, batch_size=32):
@@ -109,19 +111,29 @@ class ReadShard(beam.DoFn):
         self._preset = load_preset(self.model_uri, self.weights)
 
     def process(self, shard):
-        from ..methods.topk import record_id
+        from concurrent.futures import ThreadPoolExecutor
 
         name, group = shard
+        batches = self._batches(group)
+        with ThreadPoolExecutor(1, thread_name_prefix="convviz-read") as reader:
+            pending = reader.submit(next, batches, None)
+            while (batch := pending.result()) is not None:
+                pending = reader.submit(next, batches, None)
+                yield name, batch
+
+    def _batches(self, group):
+        from ..methods.topk import record_id
+
         ids, images = [], []
         for file_index, path in group:
             for image_id, image in self._images(file_index, path, record_id):
                 ids.append(image_id)
                 images.append(self._preset.prepare([image])[0])  # one at a time: each at its own fit
                 if len(ids) == self.batch_size:
-                    yield name, (np.asarray(ids, np.int64), np.stack(images))
+                    yield np.asarray(ids, np.int64), np.stack(images)
                     ids, images = [], []
         if ids:
-            yield name, (np.asarray(ids, np.int64), np.stack(images))
+            yield np.asarray(ids, np.int64), np.stack(images)
 
     def _images(self, file_index, path, record_id):
         if not self.tfrecord:
