@@ -138,3 +138,57 @@ def test_tfrecords_and_resume_skips_finished_shards(tmp_path):
     top = again["result"]
     assert np.all(top.values[:, 0] >= 1000.0)  # shard 0's table was reused, not recomputed
     assert all(int(i) >> 32 == 0 for i in top.image_ids.ravel())
+
+
+def _save_table(key_table, folder):
+    key, table = key_table
+    np.savez(os.path.join(folder, f"{key}.npz"), values=table.values, ids=table.image_ids,
+             positions=table.positions, count=table.count, layer=table.layer)
+
+
+def _table_of(records, k, batch_size, folder, batched=False):
+    """``TopActivations`` over ``records`` on Beam, keyed; ``{key: table}`` read back from ``folder``."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from keras_convviz.beam import TopActivations
+    from keras_convviz.methods.topk import TopActivations as Table
+
+    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+        _ = (p | beam.Create(records, reshuffle=False)
+             | TopActivations("demo", "block2_conv2", k, batch_size=batch_size, keyed=True, batched=batched)
+             | beam.Map(_save_table, str(folder)))
+    tables = {}
+    for path in folder.glob("*.npz"):
+        with np.load(path) as d:
+            tables[path.stem] = Table(layer=str(d["layer"]), values=d["values"], image_ids=d["ids"],
+                                      positions=d["positions"], count=int(d["count"]))
+    return tables
+
+
+def test_record_transform_equals_in_process_per_key_with_ties_and_partial_batches(photos, tmp_path):
+    """The public per-record PTransform (the file pipeline now sends batches): two keys
+    interleaved, ids out of order, image 4's copies tied, batches of 3 cut across keys."""
+    _, preset, prepared = photos
+    order = [10, 3, 0, 7, 4, 1, 9, 2, 8, 5, 6]
+    records = [(i % 2, (int(i), prepared[i])) for i in order]
+    tables = _table_of(records, k=4, batch_size=3, folder=tmp_path)
+    assert sorted(tables) == ["0", "1"]
+    for key in (0, 1):
+        ids = np.asarray([i for i in range(len(prepared)) if i % 2 == key])
+        want = top_activations(preset.model, prepared[ids], "block2_conv2", k=4)
+        got = tables[str(key)]
+        assert got.count == len(ids)
+        np.testing.assert_array_equal(got.image_ids, ids[want.image_ids])
+        np.testing.assert_array_equal(got.values, want.values)
+        np.testing.assert_array_equal(got.positions, want.positions)
+
+
+def test_batched_records_equal_in_process(photos, tmp_path):
+    """``batched=True``: ready batches of uneven sizes (5, 1, 5), ids not in batch order."""
+    _, preset, prepared = photos
+    ids = np.asarray([6, 0, 9, 4, 2, 10, 1, 3, 7, 5, 8], np.int64)
+    cuts = [ids[:5], ids[5:6], ids[6:]]
+    tables = _table_of([("all", (c, prepared[c])) for c in cuts], k=4, batch_size=32, folder=tmp_path,
+                       batched=True)
+    want = top_activations(preset.model, prepared, "block2_conv2", k=4)
+    _assert_same(tables["all"], want)
