@@ -61,6 +61,8 @@ def transfer_rows(model, twin, quick=False):
 
     seeds, steps = ((0,), 64) if quick else ((0, 1, 2), 256)
     real = float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
+    held, labels, _ = demo.shapes(400, seed=777)
+    accuracy = float(np.mean(twin.predict(held, verbose=0).argmax(1) == labels))
     out = []
     for param in PARAMS:
         for score in ("logit", "log_probability"):
@@ -70,7 +72,8 @@ def transfer_rows(model, twin, quick=False):
             per_class = p.reshape(len(seeds), 4).mean(0)
             ratio = hf_share(images) / real
             out.append(row(f"class-model transfer to a twin, {param}, {score}", " / ".join(f"{v:.2f}" for v in per_class),
-                           ">= 0.9 each", bool(np.all(per_class >= 0.9)), f"mean p per class over {len(seeds)} seeds"))
+                           ">= 0.9 each", bool(np.all(per_class >= 0.9)),
+                           f"mean p per class over {len(seeds)} seeds; twin accuracy {accuracy:.3f}"))
             out.append(row(f"high-frequency power vs real images, {param}, {score}",
                            f"{ratio.min():.2f}x-{ratio.max():.2f}x", "0.67x-1.5x",
                            bool(np.all((ratio >= 1 / 1.5) & (ratio <= 1.5))), f"real median share {real:.3f}"))
