@@ -357,10 +357,24 @@ def test_bad_crops_layers_and_modes_are_value_errors(mobilenet, vgg16):
         box_filter(mobilenet, "predictions", (0, 0, 1, 1))
     with pytest.raises(ValueError, match="mode"):
         box_filter(vgg16, "block1_pool", (0, 0, 1, 1), mode="sideways")
+
+
+def test_upsampling_is_followed_not_refused():
+    """Issue 11: an UpSampling2D layer no longer stops the box filter (it was a ValueError).
+
+    Nearest upsampling by 2 copies each input pixel into a 2x2 block, so the
+    left-half crop of the input is exactly the left half of the upsampled map,
+    and a full crop is 1 at every layer (ratio 1 on a full crop).
+    """
     x = keras.Input((16, 16, 1))
     up = keras.Model(x, layers.Conv2D(1, 3)(layers.UpSampling2D(name="up")(x)))
-    with pytest.raises(ValueError, match="'up' .* does not model"):
-        box_filter(up, up.layers[-1].name, (0, 0, 1, 1))
+    full = box_filter(up, up.layers[-1].name, (0, 0, 16, 16))
+    for maps in full.maps.values():
+        np.testing.assert_array_equal(maps.fraction, 1.0)
+    half = box_filter(up, up.layers[-1].name, (0, 0, 8, 16)).maps["up"].fraction
+    expected = np.zeros((32, 32), np.float32)
+    expected[:, :16] = 1.0
+    np.testing.assert_array_equal(half, expected)
 
 
 def test_scale_crop_follows_the_resize():
