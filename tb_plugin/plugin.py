@@ -11,12 +11,16 @@ data server (``--load_fast=true``, the default) and the Python one
 Routes (under ``/data/plugin/convviz``):
 
 * ``/index.js``, ``/static/<name>``: the dashboard's files.
-* ``/tags``: ``{"runs": {run: {tag: content}}, "input_tag", "kinds",
-  "overlay_kinds", "grid_kinds", "method_order"}``; ``content`` is the tag's
-  JSON content (see :mod:`tb_plugin.metadata`) plus ``max_step``,
-  ``max_length`` and ``description``. Tags whose content does not parse are
-  left out. The other keys are :func:`tb_plugin.metadata.dashboard_schema`:
-  the dashboard reads the names it needs from there.
+* ``/tags``: ``{"runs": {run: {tag: entry}}, "input_tag", "kinds",
+  "overlay_kinds", "grid_kinds", "method_order", ...}``; ``entry`` is what the
+  listing needs to filter, order and refresh cards: the content's
+  ``LISTING_FIELDS`` (kind, method, layer, map) plus ``max_step``. The rest of
+  the content (params, labels, scale, version) comes with ``/series``, which
+  every card fetches anyway: a slim listing keeps this first request as cheap
+  as TensorBoard's own images tab at 50,000 images. Tags whose content does
+  not parse are left out. The other keys are
+  :func:`tb_plugin.metadata.dashboard_schema`: the dashboard reads the names
+  it needs from there.
 * ``/series?run=R&tag=T``: ``{"run", "tag", "content", "steps": [{"step",
   "wall_time", "blobs": [url, ...]}]}``, downsampled to
   ``--samples_per_plugin convviz=N`` steps (0 = all; default 100).
@@ -64,6 +68,8 @@ _STATIC_TYPES = {
     ".map": "application/json",
 }
 _MAX_PARAM = 4096
+# The content fields the /tags listing carries per tag (with max_step); /series carries all of it.
+LISTING_FIELDS = ("kind", "method", "layer", "map")
 
 
 def image_mime_type(data):
@@ -186,7 +192,7 @@ class ConvVizPlugin(base_plugin.TBPlugin):
 
     # -- data -----------------------------------------------------------------
     def tags(self, ctx, experiment):
-        """``{run: {tag: content}}`` of every parseable ConvViz tag."""
+        """``{run: {tag: {LISTING_FIELDS..., "max_step"}}}`` of every parseable ConvViz tag."""
         mapping = self._data_provider.list_blob_sequences(
             ctx, experiment_id=experiment, plugin_name=self.plugin_name
         ) or {}
@@ -197,10 +203,8 @@ class ConvVizPlugin(base_plugin.TBPlugin):
                 content = readable_content(ts)
                 if content is None:
                     continue  # another writer's content: never break the listing
-                content["max_step"] = int(ts.max_step)
-                content["max_length"] = int(ts.max_length or 0)
-                content["description"] = ts.description or ""
-                tags[tag] = content
+                tags[tag] = {key: content[key] for key in LISTING_FIELDS}
+                tags[tag]["max_step"] = int(ts.max_step)
             if tags:
                 result[run] = tags
         return result
@@ -240,7 +244,10 @@ class ConvVizPlugin(base_plugin.TBPlugin):
     def _serve_tags(self, request):
         ctx = plugin_util.context(request.environ)
         experiment = plugin_util.experiment_id(request.environ)
-        return _json(request, dict(metadata.dashboard_schema(), runs=self.tags(ctx, experiment)))
+        listing = dict(metadata.dashboard_schema(), runs=self.tags(ctx, experiment))
+        # encoded here, compactly: the listing holds only JSON-clean values (http_util's generic cleanse
+        # walks every object of it again)
+        return _json(request, json.dumps(listing, separators=(",", ":"), allow_nan=False))
 
     @wrappers.Request.application
     def _serve_series(self, request):

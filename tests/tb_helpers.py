@@ -45,6 +45,13 @@ def predictions(step):
     return [[(0, p), (1, 1 - p)], [(2, 0.7), (3, 0.3)]]
 
 
+def featurevis_image(step, m):
+    """A stand-in feature visualization of map ``m``: stripes whose period is the map index (one 48 px image)."""
+    yy, xx = np.mgrid[0:48, 0:48]
+    stripes = (np.sin((xx + 2 * yy + 4 * step) * np.pi / m) + 1) * 127.5
+    return np.stack([stripes, np.full_like(stripes, 40 * m % 256), 255 - stripes], -1)[None].astype(np.uint8)
+
+
 def write_step(w, step, rng):
     """One step of every tag and its step document."""
     from keras_convviz.loggers.base import heatmap_images, projection_images
@@ -69,6 +76,9 @@ def write_step(w, step, rng):
              "patches", map=3, params={"k": 4})
     w.images("topk", "block3_conv2", "map0003_projections", rng.integers(0, 255, (4, 12, 12, 3), dtype=np.uint8),
              step, "patches", map=3, params={"k": 4})
+    for m in (3, 7):  # what the callback's featurevis method logs for each followed unit
+        w.images("featurevis", "block3_conv2", f"map{m:04d}", featurevis_image(step, m), step, "image", map=m,
+                 params={"objective": "channel mean", "steps": 64}, labels=[f"map {m}"])
     w.images("classmodel", "predictions", "class0002", rng.integers(0, 255, (1, 32, 32, 3), dtype=np.uint8), step,
              "image", params={"target": 2})
     units = {"block3_conv2": {m: [unit_position(step, i, m) for i in range(2)] for m in (3, 7)}}

@@ -134,7 +134,7 @@ def test_cards_filters_overlay_grid(browser, server, tmp_path):
     assert tags.index("deconv/block3_conv2/map0003") < tags.index("gradcam/block3_conv2/heatmap")
     # the layer strip filters the cards
     d.frame.locator('.cv-layer-chip[data-layer="block3_conv2"]').click()
-    assert d.frame.locator(".cv-card").count() == 5
+    assert d.frame.locator(".cv-card").count() == 7  # gradcam, 2 deconv, 2 top-k, 2 featurevis
     d.frame.locator('.cv-layer-chip[data-layer="block3_conv2"]').click()
     # overlay on a projection, in grid mode too
     card = d.card("deconv/block3_conv2/map0003")
@@ -207,6 +207,40 @@ def test_unit_page_projection_beside_patch(browser, server, tmp_path):
     rows = d.frame.locator(".cv-topk-row")
     rows.first.wait_for()
     assert rows.count() == 2 and rows.nth(1).get_attribute("data-tag").endswith("_projections")
+    d.done()
+
+
+def test_unit_page_feature_visualization_beside_topk(browser, server, tmp_path):
+    """The callback's featurevis/<layer>/map<k> tag shows on unit k's page (and no other), beside its top-k."""
+    d = Dashboard(browser, server, tmp_path)
+
+    def blobs(tag):
+        url = f"{server}/data/plugin/convviz/series?run=demo%2Fconvviz&tag={tag}"
+        return [s["blobs"][0] for s in json.loads(d.page.evaluate("u => fetch(u).then(r => r.text())", url))["steps"]]
+
+    d.card("topk/block3_conv2/map0003").locator(".cv-unit-link").click()
+    vis = d.frame.locator(".cv-vis")
+    vis.first.wait_for()
+    assert vis.count() == 1 and vis.get_attribute("data-tag") == "featurevis/block3_conv2/map0003"
+    img = vis.locator("img")
+    assert img.get_attribute("src") == blobs("featurevis/block3_conv2/map0003")[-1]
+    d.page.wait_for_function("img => img.complete && img.naturalWidth === 48", arg=img.element_handle())
+    assert "map 3 \u00b7 step" in vis.inner_text() and f"step {STEPS - 1}" in vis.inner_text()
+    # beside the top-k patches: the same row of the page, to their right
+    (tx, ty, tw, th), (vx, vy, _, vh) = rect(d.frame.locator(".cv-topk-row").first), rect(img)
+    assert vx >= tx + tw and vy < ty + th and vy + vh > ty
+    # the page's step slider moves it with the other pictures
+    d.frame.locator(".cv-unit-page input.cv-step").fill("0")
+    assert d.frame.locator(".cv-vis img").get_attribute("src") == blobs("featurevis/block3_conv2/map0003")[0]
+    d.shot("unit_page_featurevis")
+    # map 7's page shows map 7's visualization, not map 3's
+    d.frame.locator(".cv-back").click()
+    d.card("deconv/block3_conv2/map0007").locator(".cv-unit-link").click()
+    d.frame.locator('.cv-unit-page[data-map="7"]').wait_for()
+    vis = d.frame.locator(".cv-vis")
+    vis.first.wait_for()
+    assert vis.count() == 1 and vis.get_attribute("data-tag") == "featurevis/block3_conv2/map0007"
+    assert vis.locator("img").get_attribute("src") == blobs("featurevis/block3_conv2/map0007")[-1]
     d.done()
 
 

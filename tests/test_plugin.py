@@ -120,12 +120,22 @@ def test_tags(client):
     exp = tags["exp/convviz"]
     assert set(exp) == {md.INPUT_TAG, "saliency/predictions/heatmap", "deconv/block1_conv2/map0003",
                         "topk/block1_conv2/map0003"}  # malformed and stock tags are left out
+    # the listing is slim: what the dashboard filters, orders and refreshes cards by, nothing more
     sal = exp["saliency/predictions/heatmap"]
-    assert sal["method"] == "saliency" and sal["layer"] == "predictions" and sal["kind"] == "heatmap"
-    assert sal["params"] == {"target": "predicted"} and sal["version"] == md.CONTENT_VERSION
-    assert sal["max_step"] == N_STEPS - 1 and sal["max_length"] == 2
-    assert exp["deconv/block1_conv2/map0003"]["map"] == 3
-    assert exp["topk/block1_conv2/map0003"]["max_length"] == 9
+    assert sal == {"kind": "heatmap", "method": "saliency", "layer": "predictions", "map": None,
+                   "max_step": N_STEPS - 1}
+    assert exp["deconv/block1_conv2/map0003"] == {"kind": "projection", "method": "deconv", "layer": "block1_conv2",
+                                                  "map": 3, "max_step": N_STEPS - 1}
+    assert exp["topk/block1_conv2/map0003"]["max_step"] == 3
+    # the rest of each content (params, labels, version) comes with the tag's series
+    sal_series = _get_json(client, f"{BASE}/series?run=exp/convviz&tag=saliency/predictions/heatmap")
+    assert sal_series["content"]["params"] == {"target": "predicted"}
+    assert sal_series["content"]["version"] == md.CONTENT_VERSION
+    assert max(len(s["blobs"]) for s in sal_series["steps"]) == 2
+    topk = _get_json(client, f"{BASE}/series?run=exp/convviz&tag=topk/block1_conv2/map0003")
+    assert topk["content"]["params"] == {"k": 9} and [len(s["blobs"]) for s in topk["steps"]] == [9]
+    probe = _get_json(client, f"{BASE}/series?run=exp/convviz&tag={md.INPUT_TAG}")
+    assert probe["content"]["labels"] == ["probe 0", "probe 1"]
 
 
 def test_series_and_blobs(client):

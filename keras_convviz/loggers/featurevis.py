@@ -65,11 +65,12 @@ class FeatureVisLogger(MethodLogger):
         for layer in self.layers:
             maps = [int(m) for m in self.ctx.fixed_maps(layer)]
             result = self.fn(self.ctx.graph, obj.channel(layer, maps), **self.options)
-            for m, image, value in zip(maps, self.shown(result), result.values):
+            # labels are part of a tag's fixed content: a per-step objective value there fails the second log
+            for m, image in zip(maps, self.shown(result)):
                 self.write(layer, f"map{m:04d}", [image], step, "image", map=m,
-                           params=dict(params, objective="channel mean"), labels=[f"map {m}: {value:.3g}"])
+                           params=dict(params, objective="channel mean"), labels=[f"map {m}"])
         if self.classes:
             result = self.fn(self.ctx.graph, obj.class_logit(self.classes), **self.options)
-            for c, image, value in zip(self.classes, self.shown(result), result.values):
+            for c, image in zip(self.classes, self.shown(result)):
                 self.write(self.score_layer, f"class{c:04d}", [image], step, "image",
-                           params=dict(params, objective="class logit", target=c), labels=[f"class {c}: {value:.3g}"])
+                           params=dict(params, objective="class logit", target=c), labels=[f"class {c}"])

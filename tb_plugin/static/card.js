@@ -72,8 +72,9 @@ function newView(card, run, tag, content, steps, docs) {
   return view;
 }
 
-async function fillCard(card, run, tag, content) {
+async function fillCard(card, run, tag, listed) {
   const [data, docs] = await Promise.all([series(run, tag), runDocs(run)]);
+  const content = data.content || listed; // the listing is slim: params, labels and scale come with the series
   const body = card.querySelector(".cv-body");
   card.querySelector(".cv-meta").textContent = describe(content, docs);
   card.querySelector(".cv-tag").textContent = titleOf(content, docs);

@@ -2,7 +2,7 @@
 // run documents (model walk, per-step predictions, units and value ranges).
 
 export const state = {
-  tags: {},          // run -> tag -> content
+  tags: {},          // run -> tag -> {kind, method, layer, map, max_step} (the full content is the series')
   schema: {input_tag: "", kinds: [], overlay_kinds: [], grid_kinds: [], method_order: [], json_kinds: [],
     walk_tag: "", step_tag: "", colormaps: {}},
   seriesCache: new Map(), // "run\0tag" -> Promise<series>

@@ -1,9 +1,9 @@
 // The ConvViz dashboard: an ES module TensorBoard loads in an iframe and calls
 // render() on. Plain DOM, no framework, no CDN. It reads the plugin's JSON
 // routes relative to the iframe's <base href="plugin/convviz/">:
-//   tags                 {runs: {run: {tag: content}}, input_tag, kinds, overlay_kinds, grid_kinds,
-//                         method_order, walk_tag, step_tag, json_kinds, colormaps}
-//   series?run=R&tag=T   {content, steps: [{step, wall_time, blobs: [url]}]}
+//   tags                 {runs: {run: {tag: {kind, method, layer, map, max_step}}}, input_tag, kinds,
+//                         overlay_kinds, grid_kinds, method_order, walk_tag, step_tag, json_kinds, colormaps}
+//   series?run=R&tag=T   {content (all of it: params, labels, scale), steps: [{step, wall_time, blobs: [url]}]}
 //   run?run=R            {walk, steps: {step: {predictions, explained, units, ranges}}}
 //   blob?key=K           image bytes
 // The tag kinds, method order and colour maps come from the tags route

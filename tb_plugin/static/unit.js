@@ -86,11 +86,21 @@ function topkSection(v, d) {
 function visSection(v, d) {
   const shown = d.vis.filter((t) => t.s && t.s.steps.length);
   if (!shown.length) return null;
-  return el("section", {class: "cv-section"}, el("h3", {text: "Feature visualization"}), shown.map((t) => {
-    const s = t.s.steps[stepIndex(t.s.steps, v.step)];
-    return el("figure", {class: "cv-vis"}, imageEl(s.blobs[0], "cv-topk cv-vis-img"),
-      el("figcaption", {text: `${t.s.content.detail} \u00b7 step ${s.step}`}));
-  }));
+  return el("section", {class: "cv-section cv-vis-section"}, el("h3", {text: "Feature visualization"}),
+    shown.map((t) => {
+      const s = t.s.steps[stepIndex(t.s.steps, v.step)], c = t.s.content;
+      const what = (c.labels && c.labels[0]) || c.detail; // "map 7: 1.23", the objective's value
+      return el("figure", {class: "cv-vis", "data-tag": t.tag, "data-step": s.step},
+        imageEl(s.blobs[0], "cv-topk cv-vis-img", `feature visualization of ${v.layer} map ${v.map}`),
+        el("figcaption", {text: `${what} \u00b7 step ${s.step}`}),
+        c.params && c.params.objective ? el("figcaption", {text: c.params.objective}) : null);
+    }));
+}
+
+// As on Microscope's unit pages: the dataset examples and the feature visualization side by side.
+function examplesSection(v, d) {
+  const parts = [topkSection(v, d), visSection(v, d)].filter(Boolean);
+  return parts.length ? el("div", {class: "cv-unit-examples"}, parts) : null;
 }
 
 // Evolution: the projection on the chosen probe, cropped to that step's field, at every step.
@@ -124,7 +134,7 @@ export async function renderUnit(root, v) {
   const entry = layerEntry(d.docs.walk, v.layer);
   const steps = d.proj ? d.proj.steps : [];
   const body = el("div", {class: "cv-unit-body"});
-  const draw = () => body.replaceChildren(...[pairsSection(v, d, entry), topkSection(v, d), visSection(v, d),
+  const draw = () => body.replaceChildren(...[pairsSection(v, d, entry), examplesSection(v, d),
     evolutionSection(v, d, entry, stepper)].filter(Boolean));
   const stepper = stepControl(() => steps.length, (i) => `step ${steps[i].step}`, (i) => {
     v.step = steps[i].step;
