@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 __all__ = ["positive_int", "non_negative_int", "check_bool", "finite_float", "count", "indices",
-           "class_index", "resolve_targets", "OPTION_CHECKS", "option_values"]
+           "class_index", "resolve_targets", "positive_pair", "OPTION_CHECKS", "option_values"]
 
 
 def _integral(value):
@@ -156,7 +156,15 @@ def resolve_targets(target, n, classes, predicted=None):
 # that the callback refuses a bad value in on_train_begin (before an epoch is
 # spent) with the method's own message. Options not listed here (patch,
 # stride, baseline, ...) are checked by the method at its first log.
+def positive_pair(value, what):
+    """An int >= 1 or a pair of them (a patch or a stride: height, width)."""
+    pair = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value, value)
+    return tuple(positive_int(v, what) for v in pair)
+
+
 OPTION_CHECKS = {
+    "patch": positive_pair,
+    "stride": positive_pair,
     "samples": positive_int,
     "steps": positive_int,
     "batch_size": positive_int,

@@ -340,7 +340,9 @@ def test_callback_unwritable_log_dir_keeps_training(demo_model, tmp_path):
 
 @pytest.mark.parametrize("methods, match", [({"smoothgrad": {"samples": 0}}, "samples"),
                                             ({"integrated": {"steps": 2.5}}, "steps"),
-                                            ({"smoothgrad": {"noise": float("nan")}}, "noise")])
+                                            ({"smoothgrad": {"noise": float("nan")}}, "noise"),
+                                            ({"occlusion": {"patch": 0}}, "patch"),
+                                            ({"occlusion": {"stride": (8, -1)}}, "stride")])
 def test_callback_bad_option_values_checked_in_on_train_begin(demo_model, tmp_path, methods, match):
     from keras_convviz import ConvVizCallback
 
