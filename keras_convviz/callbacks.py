@@ -308,7 +308,9 @@ class ConvVizCallback(keras.callbacks.Callback):
             if not is_chief(current_strategy()):  # multi-worker: only the chief writes the run folder
                 import tempfile
 
-                folder = tempfile.mkdtemp(prefix="convviz-worker-")
+                # as keras.callbacks.TensorBoard does: other workers write a scratch folder,
+                # deleted at the end of training
+                folder = self._scratch = tempfile.mkdtemp(prefix="convviz-worker-")
             self._writer = Writer(folder)
         if md.INPUT_TAG not in self._writer.contents:
             method, layer, detail = md.split_tag(md.INPUT_TAG)
@@ -336,7 +338,9 @@ class ConvVizCallback(keras.callbacks.Callback):
             if name not in self.failed and not (logger.once and name in self._logged_once):
                 self._log_one(name, logger, step)
         if "dashboard" not in self.failed:
+            start = time.perf_counter()
             self._write_documents(step)
+            self.timings.setdefault("dashboard", []).append(time.perf_counter() - start)  # counted as overhead
         try:
             self._writer.flush()
         except Exception as err:  # the disk filled up or the folder went away during training
@@ -374,4 +378,9 @@ class ConvVizCallback(keras.callbacks.Callback):
                     writer.close()
                 except Exception as err:  # logging never kills training, not even at its end
                     self._stop_writing(err, "the end")
+            if getattr(self, "_scratch", None):
+                import shutil
+
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
                 # a later fit() continues the same tags with the same content

@@ -61,11 +61,13 @@ if mode == "callback":  # worker-specific weights: left alone, each would follow
         cb.set_model(net)
         cb.on_train_begin()
         cb.on_epoch_end(0)
+        scratch = getattr(cb, "_scratch", None)  # the non-chief's own folder, deleted at the end
         cb.on_train_end()
         own = ConvVizCallback(os.path.join(data_dir, "unused"), images[:3], methods=["deconv"], layers=["c"], maps=3)
     own.set_model(net)
     own.configure()
-    results = {"task": resolver.task_id, "followed": cb.fixed_maps("c"), "own": own.fixed_maps("c")}
+    results = {"task": resolver.task_id, "followed": cb.fixed_maps("c"), "own": own.fixed_maps("c"),
+               "scratch": scratch, "scratch_left": bool(scratch) and os.path.exists(scratch)}
 elif mode == "mirrored":
     results["mirrored_9_8"] = table(top_activations(model, images[:9], layer, k=3, batch_size=8, strategy=strategy))
     results["single_9_8"] = table(top_activations(model, images[:9], layer, k=3, batch_size=8))

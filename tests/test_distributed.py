@@ -151,5 +151,6 @@ def test_callback_chief_writes_and_chooses_for_all_workers(setup):
     chief, other = results
     assert chief["own"] != other["own"]  # left to themselves the workers disagree
     assert chief["followed"] == other["followed"] == chief["own"]
+    assert chief["scratch"] is None and other["scratch"] and not other["scratch_left"]  # no folder left behind
     events = [f for f in (folder / "logs").rglob("*") if f.is_file()]
     assert len(events) == 1 and "tfevents" in events[0].name
