@@ -8,6 +8,9 @@ images, reduce each to its per-map maxima with the same compiled code as
 commutative ``CombineFn`` merges them with the same rule
 (``methods.topk.merge_tables``): value descending, ties to the smaller image id.
 So the table equals the in-process one exactly, on any runner and any split.
+``batched=True`` takes ready ``(image_ids, images)`` batches instead. Read the
+records on the workers: a ``beam.Create`` of images pickles and compresses
+them into the pipeline graph, which costs more than mining them.
 
 ``python -m keras_convviz.beam --help`` runs the end-to-end pipeline (file
 patterns or TFRecords in; per-shard partial tables, the JSON table and the

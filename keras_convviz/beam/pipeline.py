@@ -13,6 +13,13 @@ rule and writes ``topk_<layer>.json`` and the fig. 2 grid ``topk_<layer>.png``.
 
 Image ids: an image file's index in the sorted, de-duplicated file list; a
 record's ``methods.topk.record_id(file index, record index)``.
+
+Only shard lists travel through the pipeline: workers read, decode and batch
+the images themselves (``ReadShard``). On one machine,
+``--direct_running_mode=multi_threading`` is the fast local mode (no worker
+start-up, the launcher's model is shared); ``multi_processing`` pays a worker
+start-up per run (spawn, TF import, model load and trace: ~10-15 s here) and
+gains nothing on cores that one TF process already uses (see the README).
 """
 
 from __future__ import annotations
