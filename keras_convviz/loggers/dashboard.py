@@ -15,13 +15,16 @@ Fergus 2014, arXiv:1311.2901, fig. 2 crops: unit ``(i, j)`` sees rows
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from tb_plugin import metadata as md
 
 from ..checks import resolve_targets
 from ..fields import receptive_fields
 from ..methods.capture import capture
-from ..select import class_probabilities, score_step
+from ..probe import compiled, input_spec, run
+from ..select import probabilities as head_probabilities
+from ..select import score_step
 
 __all__ = ["walk_document", "step_document", "top_predictions", "strongest_units", "check_class_names"]
 
@@ -62,14 +65,15 @@ def top_predictions(probabilities, top=TOP_PREDICTIONS) -> list:
     return [[(int(c), float(p[c])) for c in row] for p, row in zip(probabilities, order)]
 
 
-def strongest_units(graph, probe, followed) -> dict:
+def strongest_units(graph, probe, followed, activations=None) -> dict:
     """``{layer: {map: [(y, x, activation) per image]}}``: where each followed map peaks on each image.
 
-    This is the activation a top-1 deconv projection keeps (the argmax of the map).
+    This is the activation a top-1 deconv projection keeps (the argmax of the map). ``activations``:
+    the followed layers' outputs for ``probe`` when already computed (else one capture pass).
     """
     if not followed:
         return {}
-    acts = capture(graph, probe, sorted(followed)).activations
+    acts = activations if activations is not None else capture(graph, probe, sorted(followed)).activations
     out = {}
     for layer, maps in followed.items():
         a = np.asarray(acts[layer])
@@ -85,8 +89,23 @@ def strongest_units(graph, probe, followed) -> dict:
 def step_document(graph, probe, targets, followed, ranges) -> dict:
     """The step document: predictions, explained classes, followed units and value ranges."""
     head = score_step(graph)
-    probabilities = class_probabilities(graph, head, probe)
+    layers = sorted(followed or {})
+    acts, probs = probe_pass(graph, head, layers)(tf.constant(np.asarray(probe, np.float32)))
+    probabilities = probs.numpy()
     predicted = probabilities.argmax(axis=1)
     explained = resolve_targets(targets, len(probe), probabilities.shape[1], predicted=predicted)
-    return md.make_step_info(top_predictions(probabilities), explained, strongest_units(graph, probe, followed),
-                             ranges)
+    units = strongest_units(graph, probe, followed, {k: v.numpy() for k, v in acts.items()})
+    return md.make_step_info(top_predictions(probabilities), explained, units, ranges)
+
+
+def probe_pass(graph, head, layers):
+    """One compiled forward pass for the step document: ``layers``' outputs and the class probabilities."""
+    def build():
+        @tf.function(input_signature=[input_spec(graph)], autograph=False)
+        def forward(x):
+            out = run(graph, x, layers, linear=[head.name])
+            return {name: out[name] for name in layers}, head_probabilities(out[head.name], head)
+
+        return forward
+
+    return compiled(graph, ("dashboard step", head.name, tuple(layers)), build)
