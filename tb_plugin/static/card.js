@@ -17,7 +17,7 @@ export function titleOf(content, docs) {
     return `${what} \u00b7 ${className(docs, c)} (class ${c})`;
   }
   const map = content.map !== null && content.map !== undefined ? ` \u00b7 map ${content.map}` : "";
-  return `${content.method} \u00b7 ${content.layer}${map}${content.detail.startsWith("map") ? "" : ` \u00b7 ${content.detail}`}`;
+  return `${content.method} \u00b7 ${content.layer}${map}${/^map\d+$/.test(content.detail) ? "" : ` \u00b7 ${content.detail}`}`;
 }
 
 function describe(content, docs) {
