@@ -8,6 +8,8 @@ Methods take ``progress=`` and pass it to :func:`tracker`:
   calls print nothing; it reports time per unit (``45ms/image``), and
   :meth:`Progress.close` prints one summary line with the rate to three
   significant digits (``120 images in 2.4 s, 50.1 images/s``);
+* ``"always"``: the same bar from the first unit on (the optimization
+  commands, where the user asked for N iterations and expects to see them);
 * a callable ``fn(done, total)``: called after each chunk (a GUI, a log).
 """
 
@@ -20,7 +22,7 @@ __all__ = ["DELAY", "Progress", "tracker", "rate_text"]
 
 DELAY = 1.0  # seconds of silence before a bar appears
 
-ProgressArg = Union[bool, None, Callable[[int, int], object]]
+ProgressArg = Union[bool, None, str, Callable[[int, int], object]]
 
 
 def rate_text(done, seconds, unit) -> str:
@@ -34,8 +36,9 @@ class Progress:
     """Progress of ``total`` units of work; see the module docstring for ``progress``."""
 
     def __init__(self, total, unit="step", progress: ProgressArg = True, delay=DELAY, label=None):
-        self.total, self.unit, self.delay = int(total), unit, float(delay)
-        self.show = progress is True
+        self.total, self.unit = int(total), unit
+        self.delay = 0.0 if progress == "always" else float(delay)
+        self.show = progress is True or progress == "always"
         self.callback = progress if callable(progress) else None
         self.label = label
         self.start = time.time()
@@ -75,7 +78,7 @@ class Progress:
 
 
 def tracker(progress: ProgressArg, total, unit="step", label=None) -> Progress:
-    """A :class:`Progress` for ``progress`` (False/None, True or a callable ``fn(done, total)``)."""
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise ValueError(f"progress must be True, False or a callable fn(done, total), got {progress!r}")
+    """A :class:`Progress` for ``progress`` (False/None, True, "always" or a callable ``fn(done, total)``)."""
+    if not (progress is None or isinstance(progress, bool) or progress == "always" or callable(progress)):
+        raise ValueError(f"progress must be True, False, 'always' or a callable fn(done, total), got {progress!r}")
     return Progress(total, unit, progress, label=label)

@@ -80,7 +80,7 @@ def run(args):
     print(f"feature visualization, param={args.param}, {args.steps} steps")
     result = featurevis(preset.model, objective, param=args.param, steps=args.steps, lr=args.lr, seed=args.seed,
                         colors=colors_for(preset), value_range=input_range(preset.preprocess, channels),
-                        progress=True)
+                        progress="always")
     pictures = list(result.rgb(preset.deprocess))
     labels = class_names or list(result.labels)
     for label, value in zip(labels, result.values):

@@ -134,7 +134,7 @@ def run_classmodel(args):
     channels = int(preset.model.inputs[0].shape[-1])
     options = dict(steps=args.steps, lr=args.lr, l2=args.l2, tv=args.tv, jitter=args.jitter,
                    blur_every=args.blur_every, blur_sigma=args.blur_sigma, seed=args.seed,
-                   value_range=input_range(preset.preprocess, channels), progress=True)
+                   value_range=input_range(preset.preprocess, channels), progress="always")
     if args.layer is not None:
         result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
@@ -180,7 +180,7 @@ def run_invert(args):
         print(f"inverting {name} ({args.steps} iterations)")
         result = invert(preset.model, x, name, steps=args.steps, lr=args.lr, alpha=args.alpha,
                         l_alpha=args.l_alpha, tv=args.tv, tv_beta=args.tv_beta, jitter=args.jitter,
-                        seed=args.seed, value_range=value_range, progress=True)
+                        seed=args.seed, value_range=value_range, progress="always")
         error = float(result.errors[0])
         warn_blank(args, result.history - result.history[:1], f"the change of the {name} reconstruction loss")
         print(f"{name}: normalized feature error {error:.4f}")
