@@ -33,7 +33,7 @@ _API = {
     "ConvVizCallback": "callbacks",
 }
 _MODULES = ("demo", "presets", "render", "media", "metrics", "summary", "select", "graph", "fields", "probe",
-            "request")
+            "request", "fit", "hed", "beam")  # beam needs the [beam] extra (apache-beam)
 
 __all__ = sorted(_API) + list(_MODULES)
 
