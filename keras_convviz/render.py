@@ -127,15 +127,20 @@ def outline(image, corners, colour=(0, 200, 255), width=None) -> np.ndarray:
 
 
 def fit_square(image, size, background=128):
-    """Scale an RGB uint8 image (nearest) into a ``size`` square on grey, aspect kept."""
+    """Scale an RGB uint8 image (nearest) into a ``size`` square on grey, aspect kept.
+
+    The geometry is ``fit.place``'s letterbox, the same as a photo's in the
+    model input; an image without pixels gives the empty grey square.
+    """
+    from .fit import place
+
     image = np.ascontiguousarray(np.asarray(image, np.uint8))
-    h, w = image.shape[:2]
-    scale = size / max(h, w, 1)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.NEAREST))
     out = np.full((size, size, 3), background, np.uint8)
-    y, x = (size - nh) // 2, (size - nw) // 2
-    out[y:y + nh, x:x + nw] = small
+    if min(image.shape[:2]) < 1:
+        return out
+    placement = place(image.shape[:2], (size, size), "pad")
+    (nh, nw), (y, x) = placement.resized, placement.offset
+    out[y:y + nh, x:x + nw] = np.asarray(Image.fromarray(image).resize((nw, nh), Image.NEAREST))
     return out
 
 
