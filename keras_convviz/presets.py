@@ -54,12 +54,17 @@ class Preset:
         default), ``"crop"`` or ``"stretch"`` (see :mod:`keras_convviz.fit`). A
         flexible-size model runs at the first image's size (capped).
         """
-        from .fit import fit_input, neutral_fill, place
+        from .fit import place
 
         images = [np.asarray(im) for im in images]
         size = self.placement(images[0], fit).size if images else self.input_size
-        fill = neutral_fill(self.preprocess, self.mean_pixel)
-        return np.stack([fit_input(im, place(im.shape[:2], size, fit), self.preprocess, fill) for im in images])
+        return np.stack([self.fitted(im, place(im.shape[:2], size, fit)) for im in images])
+
+    def fitted(self, image, placement):
+        """The model input ``(H, W, C)`` of one RGB image at ``placement``, on the preprocessed mean pixel."""
+        from .fit import fit_input, neutral_fill
+
+        return fit_input(np.asarray(image), placement, self.preprocess, neutral_fill(self.preprocess, self.mean_pixel))
 
 
 def imagenet_class_names():

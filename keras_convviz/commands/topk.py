@@ -73,7 +73,6 @@ def run(args):
     from .. import media
     from ..fields import receptive_fields
     from ..figures.topk import figure
-    from ..fit import fit_input, neutral_fill
     from ..graph import walk
 
     check_out_dir(args)
@@ -94,8 +93,7 @@ def run(args):
     result = _mine(args, model, dataset, layer, files, used, skipped)
     warn_blank(args, result.values[result.image_ids >= 0], f"the top activations of {layer}", "activations")
     read = functools.lru_cache(maxsize=64)(media.read_image)
-    fill = neutral_fill(preset.preprocess, preset.mean_pixel)
-    grid, chosen = figure(model, result, lambda i: fit_input(read(used[i]), placements[i], preset.preprocess, fill),
+    grid, chosen = figure(model, result, lambda i: preset.fitted(read(used[i]), placements[i]),
                           maps=args.maps, preprocess=preset.preprocess, cell=args.cell, progress=True,
                           names=[os.path.splitext(os.path.basename(p))[0] for p in used],
                           photos=lambda i: (read(used[i]), placements[i]))  # patches cut from the original photos
@@ -153,10 +151,9 @@ def _readable(files, preset, size, found, fit="pad"):
     """Model inputs of the readable files fitted to ``size``, in order; ``found = (used paths, their
     placements, skipped paths)`` fill as they are read; unreadable files are warned about and skipped."""
     from .. import media
-    from ..fit import fit_input, neutral_fill, place
+    from ..fit import place
 
     used, placements, skipped = found
-    fill = neutral_fill(preset.preprocess, preset.mean_pixel)
     for path in files:
         try:
             img = media.read_image(path)
@@ -168,7 +165,7 @@ def _readable(files, preset, size, found, fit="pad"):
         placement = place(img.shape[:2], size, fit)
         used.append(path)
         placements.append(placement)
-        yield fit_input(img, placement, preset.preprocess, fill)
+        yield preset.fitted(img, placement)
 
 
 def _mine(args, model, dataset, layer, files, used, skipped):
