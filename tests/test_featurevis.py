@@ -19,8 +19,9 @@ from keras import layers
 from keras_convviz.graph import walk
 from keras_convviz.methods import objectives as obj
 from keras_convviz.methods.featurevis import FeatureVis, featurevis
-from keras_convviz.methods.parameterize import (GAIN, IMAGENET_COLORS, Parameterization, colour_matrix,
-                                                normalized_colors, preset_colors, transform)
+from keras_convviz.methods.featurevis import CLASS_RECIPE
+from keras_convviz.methods.parameterize import (ALPHA_WEIGHT, GAIN, IMAGENET_COLORS, Parameterization, colour_matrix,
+                                                fourier_scale, normalized_colors, preset_colors, transform)
 
 from fixtures import convviz
 
@@ -64,6 +65,7 @@ def _hand_values(model, x, n):
     return {
         "logit": tf.gather(z, [2, 0], axis=1, batch_dims=1),
         "log_probability": tf.gather(tf.nn.log_softmax(z), [1, 1], axis=1, batch_dims=1),
+        "log_probability_t4": tf.gather(tf.nn.log_softmax(z / 4.0), [0, 2], axis=1, batch_dims=1),
         "channel": tf.gather(tf.reduce_mean(a, axis=[1, 2]), [3, 1], axis=1, batch_dims=1),
         "neuron": tf.gather_nd(a, np.stack([rows, [1, 7], [2, 0], [0, 2]], 1)),
         "direction": tf.reduce_mean(tf.einsum("nhwc,c->nhw", a, v[0] / np.linalg.norm(v[0])), axis=[1, 2]),
@@ -74,6 +76,7 @@ def _hand_values(model, x, n):
 OBJECTIVES = {
     "logit": lambda: obj.class_logit([2, 0]),
     "log_probability": lambda: obj.class_log_probability(1),
+    "log_probability_t4": lambda: obj.class_log_probability([0, 2], temperature=4),
     "channel": lambda: obj.channel("conv", [3, 1]),
     "neuron": lambda: obj.neuron("conv", [0, 2], position=[(1, 2), (7, 0)]),
     "direction": lambda: obj.direction("conv", [1.0, -2.0, 0.5, 3.0]),
@@ -181,6 +184,48 @@ def test_transformations_keep_the_image_in_range():
     np.testing.assert_allclose(moved[:, :2], np.broadcast_to(centre, moved[:, :2].shape), atol=1e-6)
 
 
+def test_transparent_image_is_the_object_over_the_zero_image_and_costs_its_opacity_share():
+    """The alpha parameterization by hand: the image channels as in the Fourier render, an opacity
+    channel through a sigmoid, the final picture over the zero image, and the view's cost
+    ALPHA_WEIGHT * (mean opacity - share)^2 with random backgrounds inside the range."""
+    h, w, share = 8, 10, 0.15
+    image = Parameterization("fourier", (h, w, 3), True, decay=2.0, alpha=share)
+    assert image.variable_shape == (2, 4, h, w // 2 + 1)
+    p = tf.constant(image.initial(np.random.default_rng(6), 3))
+    colors = normalized_colors(None, 3)
+    low, high, centre = np.zeros(3, np.float32), np.ones(3, np.float32), np.full(3, 0.5, np.float32)
+    s = fourier_scale(h, w, 2.0)
+    f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2)
+    np.testing.assert_allclose(s, np.sqrt(h * w) / np.maximum(f, 1.0 / w) ** 2, rtol=1e-6)
+    y = tf.signal.irfft2d(tf.complex(p[:, 0] * s, p[:, 1] * s), fft_length=[h, w]).numpy() * (GAIN / 4.0)
+    rgb = 1 / (1 + np.exp(-np.einsum("nchw,dc->nhwd", y[:, :3], colors)))
+    opacity = 1 / (1 + np.exp(-y[:, 3]))[..., None]
+    final = image.render(p, tf.constant(colors), low, high, centre, 1.0).numpy()
+    np.testing.assert_allclose(final, opacity * rgb + (1 - opacity) * 0.5, atol=1e-5)
+    extra = (tf.constant(colors), tf.constant([3.0, 0.0, 0.0]))
+    shown, seen, cost = image.view(p, tf.constant([0, 0]), tf.constant(1.0), low, high, centre, 1.0, extra)
+    np.testing.assert_allclose(cost.numpy(), ALPHA_WEIGHT * (opacity.mean(axis=(1, 2, 3)) - share) ** 2, rtol=1e-5)
+    background = (shown.numpy() - opacity * rgb) / (1 - opacity)  # what the object was laid over
+    assert background.min() >= 0 and background.max() <= 1 and background.std() > 0.05
+    np.testing.assert_allclose(seen.numpy(), shown.numpy(), atol=1e-5)  # no rotation, scale or shift
+    later = image.view(p, tf.constant([0, 0]), tf.constant(2.0), low, high, centre, 1.0, extra)[0].numpy()
+    assert not np.allclose(later, shown.numpy())  # a fresh background every step
+
+
+def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_model):
+    """class_model's default on the demo model: each image is its class for the model, and about
+    CLASS_RECIPE's share of it differs from the grey zero image (a compact object, not a texture)."""
+    from keras_convviz import class_model
+
+    r = class_model(demo_model, [0, 1, 2, 3], value_range=(0, 1), steps=128)
+    assert np.all(r.probabilities[np.arange(4), np.arange(4)] > 0.9), r.probabilities
+    assert r.images.min() >= 0 and r.images.max() <= 1
+    covered = (np.abs(r.images - 0.5).max(-1) > 0.05).mean(axis=(1, 2))
+    assert np.all((covered > 0.3 * CLASS_RECIPE["alpha"]) & (covered < 3 * CLASS_RECIPE["alpha"])), covered
+    corners = np.concatenate([r.images[:, :4, :4], r.images[:, -4:, -4:]], axis=1)
+    assert np.median(np.abs(corners - 0.5)) < 0.02  # the frame is mostly the zero image
+
+
 # ----------------------------------------------------------------- behaviour
 @pytest.mark.parametrize("param", ["fourier", "decorrelated", "pixel"])
 def test_channels_rise_and_images_stay_in_range(tiny, param):
@@ -200,9 +245,12 @@ def test_repeated_calls_do_not_retrace(tiny):
         featurevis(tiny, obj.channel("conv", 1), param=param, steps=2, value_range=(0, 1), lr=0.1, zoom=0.3)
     featurevis(tiny, obj.class_logit([0, 1]) + obj.diversity("conv"), steps=2, value_range=(0, 1))
     featurevis(tiny, obj.class_logit(2) + 3 * obj.diversity("conv"), steps=2, value_range=(0, 1), images=3)
+    for temperature, targets in ((4.0, [0, 1]), (2.0, [2])):  # the temperature is an argument, not a key
+        featurevis(tiny, obj.class_log_probability(targets, temperature=temperature), steps=2, value_range=(0, 1),
+                   alpha=0.15, decay=2.0, seed=temperature)
     counts = {k: fn.experimental_get_tracing_count() for k, fn in walk(tiny).cache.items()
               if isinstance(k, tuple) and str(k[0]).startswith("optimize.featurevis")}
-    assert len(counts) >= 7 and all(c == 1 for c in counts.values()), counts
+    assert len(counts) >= 8 and all(c == 1 for c in counts.values()), counts
 
 
 # ----------------------------------------------------------------- bad input
@@ -223,6 +271,11 @@ def test_repeated_calls_do_not_retrace(tiny):
     (lambda m: featurevis(m, obj.channel("conv", 0), colors=np.zeros((3, 3))), "invertible"),
     (lambda m: featurevis(m, obj.channel("conv", 0), zoom=1.5), "zoom must be below 1"),
     (lambda m: obj.channel("conv", 0) * float("nan"), "finite number"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), alpha=1.5), r"opaque share of the image, in \(0, 1\)"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, param="pixel"), "needs param='fourier'"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, init=np.zeros((8, 10, 3))), "cannot be combined"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), decay=-1), "decay must be a finite number >= 0"),
+    (lambda m: obj.class_log_probability(0, temperature=0), "temperature must be a finite number > 0"),
 ])
 def test_bad_input_names_the_fix(tiny, call, message):
     with pytest.raises(ValueError, match=message):
@@ -242,6 +295,9 @@ def test_cli_featurevis_writes_a_labelled_grid_with_a_progress_bar(tmp_path):
                 "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "featurevis_class_1_square.png" in os.listdir(out)
+    r = convviz("featurevis", "--model", "demo", "--class", "cross", "--steps", "3", "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # the readable class recipe (transparent, temperature 4)
+    assert "featurevis_class_3_cross.png" in os.listdir(out) and "3/3" in r.stdout
 
 
 @pytest.mark.parametrize("argv, message", [

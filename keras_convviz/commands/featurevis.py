@@ -2,7 +2,9 @@
 
 ``--layer L --channels 0,5,9`` optimizes one image per channel of ``L`` (all
 in one batch); ``--class NAME[,NAME]`` one image per class (the pre-softmax
-logit, or ``--score log_probability``). ``--param`` picks the
+log probability at temperature 4 with the readable class recipe of
+``featurevis.CLASS_RECIPE``, or ``--score logit|log_probability`` with the
+plain options). ``--param`` picks the
 parameterization (``fourier``, the default; ``decorrelated``; ``pixel``,
 Simonyan's method). Writes one PNG per unit and a labelled grid, with a
 progress bar over the steps. The colour matrix is the demo's own (estimated
@@ -24,12 +26,13 @@ def register(sub):
     p.add_argument("--channels", default=None, metavar="K", help="channel indices of --layer, comma-separated")
     p.add_argument("--class", dest="classes", default=None, metavar="NAME",
                    help="class(es) instead of channels: names or indices, comma-separated, or 'all'")
-    p.add_argument("--score", choices=("logit", "log_probability"), default="logit",
-                   help="class objective (default: %(default)s)")
+    p.add_argument("--score", choices=("logit", "log_probability"), default=None,
+                   help="class objective (default: the log probability at temperature 4, with a transparent "
+                        "object on random backgrounds: the readable class recipe)")
     p.add_argument("--param", choices=("fourier", "decorrelated", "pixel"), default="fourier",
                    help="image parameterization (default: %(default)s)")
     p.add_argument("--steps", type=positive_int_arg, default=256, help="optimizer steps (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam step size (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="Adam step size (default: 0.05; 0.02 for classes)")
     p.set_defaults(run=run)
     add_out_arg(p)
 
@@ -47,6 +50,7 @@ def _channels(text):
 def _objective(args, preset):
     """The objective, the file name of each image, and the grid's name."""
     from ..methods import objectives as obj
+    from ..methods.featurevis import CLASS_RECIPE
     from ..select import num_classes
     from .optimize import parse_targets
 
@@ -56,9 +60,12 @@ def _objective(args, preset):
         if args.channels is not None:
             raise ValueError("--channels needs --layer L, not --class")
         targets = parse_targets(args.classes, preset, max(num_classes(preset.model), 2))
-        term = obj.class_logit if args.score == "logit" else obj.class_log_probability
+        if args.score is None:
+            objective = obj.class_log_probability(targets, temperature=CLASS_RECIPE["temperature"])
+        else:
+            objective = (obj.class_logit if args.score == "logit" else obj.class_log_probability)(targets)
         names = [f"featurevis_class_{t}_{slug(preset.class_name(t))}.png" for t in targets]
-        return term(targets), names, "featurevis_class_grid.png", [preset.class_name(t) for t in targets]
+        return objective, names, "featurevis_class_grid.png", [preset.class_name(t) for t in targets]
     if args.channels is None:
         raise ValueError("--layer needs --channels K[,K...], the channels to visualize")
     channels = _channels(args.channels)
@@ -69,7 +76,7 @@ def _objective(args, preset):
 def run(args):
     from ..figures.featurevis import unit_grid
     from ..media import save_png
-    from ..methods.featurevis import featurevis
+    from ..methods.featurevis import class_recipe, featurevis
     from ..methods.optimize import input_range
     from ..methods.parameterize import colors_for
 
@@ -77,10 +84,15 @@ def run(args):
     preset = load_preset(args)
     objective, names, grid_name, class_names = _objective(args, preset)
     channels = int(preset.model.inputs[0].shape[-1])
+    options = dict(steps=args.steps, lr=0.05)
+    if args.classes is not None and args.score is None and args.param != "pixel":
+        options = dict(class_recipe(*preset.model.inputs[0].shape[1:3]), steps=args.steps, param=args.param)
+    if args.lr is not None:
+        options["lr"] = args.lr
     print(f"feature visualization, param={args.param}, {args.steps} steps")
-    result = featurevis(preset.model, objective, param=args.param, steps=args.steps, lr=args.lr, seed=args.seed,
-                        colors=colors_for(preset), value_range=input_range(preset.preprocess, channels),
-                        progress="always")
+    result = featurevis(preset.model, objective, seed=args.seed, colors=colors_for(preset),
+                        value_range=input_range(preset.preprocess, channels), progress="always",
+                        **dict(options, param=args.param))
     pictures = list(result.rgb(preset.deprocess))
     labels = class_names or list(result.labels)
     for label, value in zip(labels, result.values):

@@ -26,16 +26,19 @@ def register(sub):
                    help="class(es) to maximize: an index, a class name, a comma-separated list, or 'all'")
     p.add_argument("--layer", default=None, metavar="L", help="maximize a feature map of this layer instead")
     p.add_argument("--map", default=None, metavar="K", help="feature map index(es) of --layer, comma-separated")
-    p.add_argument("--steps", type=int, default=100, help="optimizer iterations (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=0.05,
-                   help="step size as a fraction of half the input range (default: %(default)s)")
-    p.add_argument("--l2", type=float, default=0.01, help="L2 penalty weight (default: %(default)s)")
-    p.add_argument("--tv", type=float, default=0.0, help="total-variation weight (default: %(default)s)")
-    p.add_argument("--jitter", type=int, default=4, help="random shift in pixels (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer iterations (default: 256 for classes, 100 with --layer or --blur-every)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size (default: 0.02 for classes; 0.05 of half the input range for pixels)")
+    p.add_argument("--l2", type=float, default=0.01, help="L2 penalty weight, pixels only (default: %(default)s)")
+    p.add_argument("--tv", type=float, default=None, help="total-variation weight (default: 0.25 classes, 0 pixels)")
+    p.add_argument("--jitter", type=int, default=None,
+                   help="random shift in pixels (default: a tenth of the side for classes, 4 for pixels)")
     p.add_argument("--blur-every", type=int, default=0, help="blur every k iterations, 0: never (default: %(default)s)")
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
-    p.add_argument("--score", choices=("logit", "log_probability"), default="logit",
-                   help="maximize the pre-softmax logit (Simonyan) or the log probability (default: %(default)s)")
+    p.add_argument("--score", choices=("logit", "log_probability"), default=None,
+                   help="maximize the pre-softmax logit (Simonyan) or the log probability (default: the log "
+                        "probability at temperature 4 on the readable engine, the logit for pixels)")
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
@@ -90,7 +93,7 @@ def _feature_maps(args, model, options):
     if args.map is None:
         raise ValueError("--layer needs --map K, the feature map index(es) to maximize")
     maps = _parse_maps(args.map)
-    print(f"maximizing feature map(s) {', '.join(map(str, maps))} of {args.layer} ({args.steps} iterations)")
+    print(f"maximizing feature map(s) {', '.join(map(str, maps))} of {args.layer} ({args.steps or 100} iterations)")
     result = class_model(model, layer=args.layer, map=maps, **options)
     titles = [f"{args.layer}:{k} mean {s:.3g}" for k, s in zip(maps, result.scores)]
     names = [f"featuremap_{slug(args.layer)}_{k}.png" for k in maps]
@@ -107,8 +110,8 @@ def _classes(args, preset, options):
     if args.map is not None:
         raise ValueError("--map needs --layer L")
     targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
-    print(f"maximizing the {args.score.replace('_', ' ')} of "
-          f"{', '.join(preset.class_name(t) for t in targets)} ({args.steps} iterations)")
+    score = (args.score or "log_probability (temperature 4)").replace("_", " ")
+    print(f"maximizing the {score} of {', '.join(preset.class_name(t) for t in targets)}")
     result = class_model(preset.model, targets, score=args.score, **options)
     probs = result.probabilities
     if probs.shape[-1] == 1:  # single-unit sigmoid: class 1's probability, class 0 its complement
@@ -129,7 +132,8 @@ def run_classmodel(args):
     from ..methods.optimize import check_iterations, input_range
 
     check_out_dir(args)
-    check_iterations(args.steps, "--steps")
+    if args.steps is not None:
+        check_iterations(args.steps, "--steps")
     preset = load_preset(args)
     channels = int(preset.model.inputs[0].shape[-1])
     options = dict(steps=args.steps, lr=args.lr, l2=args.l2, tv=args.tv, jitter=args.jitter,

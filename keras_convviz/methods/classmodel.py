@@ -21,7 +21,7 @@ from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
 from ..select import num_classes, score_step
-from .featurevis import init_batch, optimize_plan, resolve_param
+from .featurevis import CLASS_RECIPE, class_recipe, init_batch, optimize_plan, resolve_param
 from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
@@ -163,26 +163,51 @@ def _start(graph, settings, rng, init, n, noise):
     return init_batch(graph, init, n, "targets")
 
 
-def _climb(graph, settings, goal, param, colors, init, noise, penalties, progress):
+def _climb(graph, settings, goal, param, colors, init, noise, penalties, progress, recipe):
     """``(images, history)``: Simonyan's pixel loop, or the feature-visualization engine (``param``)."""
     rng = np.random.default_rng(settings.seed)
     if param != "pixel":
         if goal.feature:
             objective = channel(goal.step, goal.index)
+        elif goal.score == "logit":
+            objective = class_logit(goal.index, goal.step)
         else:
-            objective = (class_logit if goal.score == "logit" else class_log_probability)(goal.index, goal.step)
+            objective = class_log_probability(goal.index, goal.step, recipe.get("temperature", 1.0))
         x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
-                                   penalties=(0.0,) + tuple(penalties[1:]), progress=progress)  # no l2: see param
+                                   penalties=(0.0,) + tuple(penalties[1:]), progress=progress,  # no l2: see param
+                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha") if k in recipe})
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)
     extra = (tf.constant(goal.index, tf.int64),) + tuple(tf.constant(v, tf.float32) for v in penalties)
     return run_iterations(settings, _iteration(graph, goal, settings.optimizer), x, extra, rng, progress, "score")
 
 
-def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_every=0,
-                blur_sigma=0.5, tv=0.0, clip=None, layer=None, map=None, value_range=None,
+# Simonyan's method as before the feature-visualization engine (param="pixel", and channels of layer=).
+PIXEL_DEFAULTS = dict(steps=100, lr=0.05, jitter=4, tv=0.0, score="logit")
+
+
+def _defaults(graph, param, feature, head, given):
+    """The options left at None: :data:`PIXEL_DEFAULTS` for pixels and feature maps, the readable
+    :data:`featurevis.CLASS_RECIPE` for class models. Returns ``(options, recipe extras)``."""
+    if param == "pixel" or feature:
+        recipe = {}
+        defaults = dict(PIXEL_DEFAULTS)
+    else:
+        recipe = class_recipe(*graph.input_shape[:2])
+        probability = head.activation in ("softmax", "sigmoid")
+        defaults = dict(steps=recipe["steps"], lr=recipe["lr"], jitter=recipe["jitter"], tv=recipe["tv"],
+                        score="log_probability" if probability else "logit")
+        recipe = dict(recipe, temperature=CLASS_RECIPE["temperature"])
+    options = {k: defaults[k] if v is None else v for k, v in given.items()}
+    if given["score"] is not None or options["score"] == "logit":
+        recipe.pop("temperature", None)  # an explicit score is the model's own (temperature 1)
+    return options, recipe
+
+
+def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, blur_every=0,
+                blur_sigma=0.5, tv=None, clip=None, layer=None, map=None, value_range=None,
                 seed=0, progress=False, optimizer="adam", init=None, tv_beta=2.0, scale=None,
-                centre=None, noise=0.0, score="logit", output=None, param=None, colors=None) -> ClassModel:
+                centre=None, noise=0.0, score=None, output=None, param=None, colors=None) -> ClassModel:
     """Images that maximize a class score (Simonyan et al. 2014) or a feature map.
 
     From the zero image (``centre``), ``steps`` iterations of gradient ascent
@@ -211,6 +236,10 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis` (Olah et al.
         2017: Fourier + colour decorrelation + random rotation/scale/jitter), but ``"pixel"`` with
         ``init`` or ``blur_every``; ``"pixel"``: exactly Simonyan's method; or ``"decorrelated"``.
+        Class models on the readable engine use :data:`featurevis.CLASS_RECIPE` for the options left
+        at None (256 steps, lr 0.02, a transparent object on random backgrounds, 1/f^2 spectrum,
+        ``tv`` 0.25, jitter a tenth of the side, the log probability at temperature 4); pixels and
+        ``layer=`` maps default to ``steps=100, lr=0.05, jitter=4, tv=0, score="logit"``.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
@@ -222,19 +251,21 @@ def class_model(model, target=None, steps=100, lr=0.05, l2=0.01, jitter=4, blur_
     """
     graph = walk(model)
     check_image_model(graph)
-    settings = check_settings(graph, steps, lr, optimizer, jitter, blur_every, blur_sigma, clip,
-                              value_range, scale, seed, centre)
-    l2, tv, noise = finite_float(l2, "l2"), finite_float(tv, "tv"), finite_float(noise, "noise")
-    tv_beta = finite_float(tv_beta, "tv_beta", 0.0, allow_equal=False)
+    param = resolve_param(param, init, blur_every)
     head = score_step(graph, output)
+    given = dict(steps=steps, lr=lr, jitter=jitter, tv=tv, score=score)
+    options, recipe = _defaults(graph, param, layer is not None, head, given)
+    settings = check_settings(graph, options["steps"], options["lr"], optimizer, options["jitter"], blur_every,
+                              blur_sigma, clip, value_range, scale, seed, centre)
+    l2, tv, noise = finite_float(l2, "l2"), finite_float(options["tv"], "tv"), finite_float(noise, "noise")
+    tv_beta = finite_float(tv_beta, "tv_beta", 0.0, allow_equal=False)
     if layer is not None:
         goal = _feature_goal(graph, layer, map)
     elif map is not None:
         raise ValueError("map= selects a feature map of layer=; pass layer=NAME too, or target=CLASS alone")
     else:
-        goal = _class_goal(graph, head, target, score, output)
-    x, history = _climb(graph, settings, goal, resolve_param(param, init, blur_every), colors, init, noise,
-                        (l2, tv, tv_beta), progress)
+        goal = _class_goal(graph, head, target, options["score"], output)
+    x, history = _climb(graph, settings, goal, param, colors, init, noise, (l2, tv, tv_beta), progress, recipe)
     index = tf.constant(goal.index, tf.int64)
     scores, logits, probabilities = (t.numpy() for t in _final_fn(graph, head.name, goal)(x, index))
     return ClassModel(x.numpy(), history, goal.index, scores, logits, probabilities)

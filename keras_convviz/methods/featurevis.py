@@ -44,10 +44,37 @@ from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matr
 
 # The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
 __all__ = ["featurevis", "FeatureVis", "optimize_plan", "init_batch", "resolve_param", "check_param", "READABLE",
+           "CLASS_RECIPE", "class_recipe", "check_alpha",
            "channel", "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
 READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)
+
+# The readable class models (benchmarks/bench_featurevis.py, README "Feature visualization"): a transparent
+# object covering about 15 % of the frame over random backgrounds (Mordvintsev et al. 2018), a smoother
+# 1/f^2 spectrum, total variation, stronger rotation/scale, and the class's log probability at temperature 4
+# (the logit alone paints textures shared with other classes; the plain log probability stops once p = 1).
+CLASS_RECIPE = dict(param="fourier", steps=256, lr=0.02, decay=2.0, alpha=0.15, tv=0.25, zoom=0.2, rotate=20.0,
+                    temperature=4.0)
+
+
+def class_recipe(height, width) -> dict:
+    """:data:`CLASS_RECIPE` as :func:`featurevis` options for a ``height`` x ``width`` input (jitter: a
+    tenth of the side), without the temperature (that belongs to the objective)."""
+    options = {k: v for k, v in CLASS_RECIPE.items() if k != "temperature"}
+    return dict(options, jitter=max(1, min(height, width) // 10))
+
+
+def check_alpha(alpha, param):
+    """``alpha``: None, or the target opaque share in (0, 1) of a Fourier / decorrelated image."""
+    if alpha is None:
+        return None
+    share = finite_float(alpha, "alpha")
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"alpha is the opaque share of the image, in (0, 1) such as 0.15; got {alpha!r}")
+    if param == "pixel":
+        raise ValueError("alpha= (a transparent image) needs param='fourier' or 'decorrelated', not 'pixel'")
+    return share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,11 +161,12 @@ def _terms_fn(graph, family):
 
 # ---------------------------------------------------------------- the engine
 def optimize_plan(graph, settings, plan, param, colors=None, zoom=0.1, rotate=10.0, penalties=(0.0, 0.0, 2.0),
-                  init=None, rng=None, progress=False):
+                  init=None, rng=None, progress=False, decay=1.0, alpha=None):
     """Optimize the images of a checked :class:`objectives.Plan`: ``(images, history)`` numpy.
 
     The one engine behind :func:`featurevis` and ``class_model``.
-    ``penalties``: ``(l2, tv, tv_beta)`` on the untransformed image.
+    ``penalties``: ``(l2, tv, tv_beta)`` on the untransformed image;
+    ``decay``, ``alpha``: see :class:`parameterize.Parameterization`.
     """
     rng = np.random.default_rng(settings.seed) if rng is None else rng
     channels = int(graph.input_shape[-1])
@@ -155,7 +183,7 @@ def optimize_plan(graph, settings, plan, param, colors=None, zoom=0.1, rotate=10
                           specs, ascend=True)
         x, history = run_iterations(settings, fn, x, extra, rng, progress, "objective")
         return x.numpy(), history
-    image = Parameterization(param, tuple(graph.input_shape), settings.clip)
+    image = Parameterization(param, tuple(graph.input_shape), settings.clip, float(decay), alpha)
     bounds = [tf.constant(b) for b in settings.clip_bounds()] + [tf.constant(settings.centre),
                                                                  tf.constant(settings.scale, tf.float32)]
     p = image.initial(rng, plan.count) if init is None else image.encode(
@@ -180,7 +208,8 @@ def init_batch(graph, init, count, what="images"):
 
 def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=None, colors=None,
                value_range=None, jitter=None, zoom=0.1, rotate=10.0, l2=0.0, tv=0.0, tv_beta=2.0, seed=0,
-               progress=False, optimizer="adam", init=None, scale=None, centre=None) -> FeatureVis:
+               progress=False, optimizer="adam", init=None, scale=None, centre=None, decay=1.0,
+               alpha=None) -> FeatureVis:
     """Images that maximize ``objective`` (Olah et al. 2017; see the module docstring).
 
     Args:
@@ -200,6 +229,11 @@ def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=Non
         scale (``1 +- zoom``) and rotation (degrees) of every step (pixel:
         jitter only).
       l2, tv, tv_beta: penalties on the image (see ``optimize``).
+      decay: the Fourier spectrum's ``1 / f ** decay`` scale (2: smoother).
+      alpha: None (an opaque image), or the opaque share in (0, 1) of a
+        transparent object optimized over random backgrounds and shown over
+        the zero image (Mordvintsev et al. 2018); class models use 0.15
+        (:data:`CLASS_RECIPE`).
       init: start images (model inputs) instead of the flat mid-range image.
       seed, progress, optimizer, scale, centre: the shared options.
 
@@ -216,7 +250,9 @@ def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=Non
     if zoom >= 1.0:
         raise ValueError(f"zoom must be below 1 (the scale varies in 1 +- zoom), got {zoom}")
     penalties = (finite_float(l2, "l2"), finite_float(tv, "tv"), finite_float(tv_beta, "tv_beta", 0.0, False))
+    decay = finite_float(decay, "decay", 0.0)
+    alpha = check_alpha(alpha, param)
     x, history = optimize_plan(graph, settings, plan, param, colors, zoom, rotate, penalties,
-                               init_batch(graph, init, plan.count), progress=progress)
+                               init_batch(graph, init, plan.count), progress=progress, decay=decay, alpha=alpha)
     terms = _terms_fn(graph, plan.family)(tf.constant(x), obj.arg_tensors(plan.args)).numpy()
     return FeatureVis(x, history, terms @ plan.weights, terms, plan.labels, param)

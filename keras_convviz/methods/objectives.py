@@ -7,7 +7,9 @@ units of the same layer (16 channels of one layer in one batch, one image
 each)::
 
     class_logit(c)            the pre-softmax logit of class c (Simonyan et al. 2014, arXiv:1312.6034)
-    class_log_probability(c)  the log of the model's own softmax / sigmoid output for class c
+    class_log_probability(c)  the log of the model's own softmax / sigmoid output for class c;
+                              temperature=T takes it of logits / T (softer: T = 4 keeps raising
+                              the class after its probability is 1 while pushing the others down)
     channel(layer, k)         the mean over positions of channel k of layer's pre-activation output
     neuron(layer, k, (y, x))  one value of that map (the centre by default)
     direction(layer, v)       the mean over positions of <activation, v> / |v|
@@ -46,7 +48,8 @@ KINDS = CLASS_KINDS + ("channel", "neuron", "direction", "diversity")
 class Term:
     """One weighted term: ``kind`` of ``layer`` (the output selector for class terms), the
     unit(s) ``units`` (an int, a list per image, or None), a ``position`` (neurons) or a
-    ``vector`` (directions), and its ``weight``."""
+    ``vector`` (directions), a softmax ``temperature`` (class log probabilities) and its
+    ``weight``."""
 
     kind: str
     layer: object = None
@@ -54,6 +57,7 @@ class Term:
     position: Optional[tuple] = None
     vector: Optional[np.ndarray] = None
     weight: float = 1.0
+    temperature: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +101,13 @@ def class_logit(target, output=None) -> Objective:
     return Objective((Term("logit", output, target),))
 
 
-def class_log_probability(target, output=None) -> Objective:
-    """The log of the model's own (softmax or sigmoid) probability of ``target``."""
-    return Objective((Term("log_probability", output, target),))
+def class_log_probability(target, output=None, temperature=1.0) -> Objective:
+    """The log of the model's own (softmax or sigmoid) probability of ``target``,
+    computed from ``logits / temperature`` (1: the model's own probability)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
+            or not np.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return Objective((Term("log_probability", output, target, temperature=float(temperature)),))
 
 
 def channel(layer, index) -> Objective:
@@ -123,10 +131,13 @@ def diversity(layer) -> Objective:
 
 
 # ---------------------------------------------------------------- values (traceable)
-def class_value(kind, head_activation, logits, index):
-    """A class term: the logit, or the log of the model's own output probability (``(N,)``)."""
+def class_value(kind, head_activation, logits, index, temperature=None):
+    """A class term: the logit, or the log of the model's own output probability (``(N,)``)
+    of ``logits / temperature`` (``(N, 1)``; None: 1)."""
     if kind == "logit":
         return target_scores(logits, index)
+    if temperature is not None:
+        logits = logits / temperature
     if logits.shape[-1] == 1 or head_activation == "sigmoid":
         return tf.math.log_sigmoid(target_scores(logits, index))
     return target_scores(tf.nn.log_softmax(logits), index)
@@ -221,7 +232,8 @@ def _class_term(graph, term):
     if term.kind == "log_probability" and head.activation not in ("softmax", "sigmoid"):
         raise ValueError(f"class_log_probability needs a softmax or sigmoid output, but {head.name!r} has "
                          f"activation {head.activation!r}; use class_logit")
-    return head, index, np.zeros((1, 2), np.int64), np.zeros((1, 1), np.float32)
+    # a class term's "vector" slot carries its temperature: one (N, 1) row per image, no retracing
+    return head, index, np.zeros((1, 2), np.int64), np.full((1, 1), term.temperature, np.float32)
 
 
 def _broadcast(array, count, what):
@@ -267,7 +279,7 @@ def values(graph, family, x, args):
     out = []
     for (kind, name, activation), (index, position, vector, _) in zip(family, args):
         if kind in CLASS_KINDS:
-            out.append(class_value(kind, activation, acts[name], index))
+            out.append(class_value(kind, activation, acts[name], index, vector))
         else:
             out.append(unit_value(kind, acts[name], index, position, vector))
     return out

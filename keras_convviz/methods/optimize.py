@@ -296,8 +296,9 @@ def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend, image=No
 
     ``image`` (feature visualization, :mod:`.parameterize`): the optimized
     variable is then a parameterization's (``image.spec``), ``image.view(p,
-    shift, t, low, high, centre, scale, extra) -> (x, seen)`` gives the
-    image and the transformed image the objective sees, the update is in the
+    shift, t, low, high, centre, scale, extra) -> (x, seen, cost)`` gives the
+    image, the transformed image the objective sees and the
+    parameterization's own cost (subtracted), the update is in the
     variable's own units (``lr`` alone) and there is no blur or clip (the
     parameterization stays in range).
     """
@@ -309,7 +310,8 @@ def iteration_fn(graph, key, optimizer, objective, extra_specs, ascend, image=No
                 if image is None:
                     value = objective(x, tf.roll(x, shift, axis=[1, 2]), centre, scale, extra)
                 else:
-                    value = objective(*image.view(x, shift, t, low, high, centre, scale, extra), centre, scale, extra)
+                    shown, seen, cost = image.view(x, shift, t, low, high, centre, scale, extra)
+                    value = objective(shown, seen, centre, scale, extra) - cost
             g = input_gradient(tf.reduce_sum(value), x)
             if image is not None:  # each image's gradient at unit RMS: Adam's epsilon cannot stall tiny ones
                 g = g / (tf.sqrt(tf.reduce_mean(g * g, axis=list(range(1, g.shape.rank)), keepdims=True)) + 1e-30)

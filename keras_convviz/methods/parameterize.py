@@ -20,6 +20,14 @@ The decorrelated value ``z`` becomes a model input inside the valid range
 * z`` when there is no range. ``"pixel"`` (Simonyan et al. 2014,
 arXiv:1312.6034) is the plain loop of :mod:`.optimize` and is not built here.
 
+Transparency (Mordvintsev et al. 2018, "Semi-transparent patterns"): with
+``alpha=share`` the variable has one more channel, an opacity. Every step
+the image is laid over a fresh random pink-noise background, so only the
+opaque part can carry the objective, and a penalty ``ALPHA_WEIGHT * (mean
+opacity - share)^2`` keeps about ``share`` of the image opaque: the result
+is a compact object, not a texture filling the frame. The final image is
+the object over the "zero image" (the preset's neutral fill).
+
 Transformation robustness (Olah et al. 2017; Mordvintsev et al. 2015): the
 model sees each step's image rotated, scaled and shifted by random amounts,
 one affine warp per image (bilinear, filled with the "zero image" outside,
@@ -30,12 +38,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 __all__ = ["PARAMS", "IMAGENET_COLORS", "Parameterization", "colour_matrix", "colors_for", "normalized_colors",
-           "preset_colors", "fourier_scale", "transform", "TRANSFORM_SLOTS"]
+           "preset_colors", "fourier_scale", "transform", "TRANSFORM_SLOTS", "ALPHA_WEIGHT", "random_backgrounds"]
 
 PARAMS = ("pixel", "decorrelated", "fourier")
 
@@ -53,6 +62,11 @@ GAIN = 4.0
 # Lucid starts from sd 0.01 (a nearly flat image). Small nets with bias-free first blocks (the demo's) barely
 # respond there and some images never leave it; 0.3 (about 0.1 of the range in pixel contrast) always did.
 START_SD = 0.3
+# The opacity penalty's weight: 10 (mean opacity - share)^2 costs 0.1 at 10 % of the image off the share,
+# a small fraction of a class log-probability's range, so the share is a soft target.
+ALPHA_WEIGHT = 10.0
+BACKGROUND_DECAY = 1.5  # random backgrounds: pink noise, smoother than the 1/f spectrum of the images
+BACKGROUND_CONTRAST = 0.8  # their standard deviation before the sigmoid: mid-range, rarely saturated
 
 
 # ---------------------------------------------------------------- colour matrices
@@ -142,20 +156,26 @@ class Parameterization:
 
     ``kind``: ``"fourier"`` or ``"decorrelated"``; ``shape``: the image
     ``(H, W, C)``; ``bounded``: map into ``(low, high)`` by a sigmoid (else
-    ``centre + scale * z``). Static per compiled step: part of its key.
+    ``centre + scale * z``); ``decay``: the exponent of the Fourier
+    spectrum's ``1 / f`` scale (larger: smoother images); ``alpha``: the
+    target opaque share of a transparent image (None: opaque). Static per
+    compiled step: part of its key.
     """
 
     kind: str
     shape: tuple
     bounded: bool
+    decay: float = 1.0
+    alpha: Optional[float] = None
 
     @property
     def key(self):
-        return self.kind, self.shape, self.bounded
+        return self.kind, self.shape, self.bounded, self.decay, self.alpha
 
     @property
     def variable_shape(self):
         h, w, c = self.shape
+        c += self.alpha is not None  # the opacity channel
         return (2, c, h, w // 2 + 1) if self.kind == "fourier" else (h, w, c)
 
     @property
@@ -171,32 +191,52 @@ class Parameterization:
         if self.kind != "fourier":
             return GAIN * p
         h, w, _ = self.shape
-        spectrum = tf.complex(p[:, 0], p[:, 1]) * tf.cast(fourier_scale(h, w), tf.complex64)
+        spectrum = tf.complex(p[:, 0], p[:, 1]) * tf.cast(fourier_scale(h, w, self.decay), tf.complex64)
         image = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (N, C, H, W)
         return tf.transpose(image, [0, 2, 3, 1]) * (GAIN / 4.0)
 
+    def layers(self, p, colors, low, high, centre, scale):
+        """The variable -> ``(image, opacity)`` (traceable); opacity ``(N, H, W, 1)`` or None."""
+        y = self.decorrelated(p)
+        channels = self.shape[-1]
+        z = tf.einsum("nhwc,dc->nhwd", y[..., :channels], colors)
+        image = low + (high - low) * tf.sigmoid(z) if self.bounded else centre + scale * z
+        return image, (None if self.alpha is None else tf.sigmoid(y[..., channels:]))
+
     def render(self, p, colors, low, high, centre, scale):
-        """The variable -> model inputs (traceable); ``colors``: the normalized matrix."""
-        z = tf.einsum("nhwc,dc->nhwd", self.decorrelated(p), colors)
-        if self.bounded:
-            return low + (high - low) * tf.sigmoid(z)
-        return centre + scale * z
+        """The variable -> model inputs (traceable); ``colors``: the normalized matrix.
+
+        A transparent image is shown over the zero image ``centre``."""
+        image, opacity = self.layers(p, colors, low, high, centre, scale)
+        return image if opacity is None else opacity * image + (1.0 - opacity) * centre
 
     def view(self, p, shift, t, low, high, centre, scale, extra):
-        """For ``optimize.iteration_fn``: the image and its random transformation (traceable).
+        """For ``optimize.iteration_fn``: ``(image, transformed image, cost)`` (traceable).
 
         ``extra`` starts with the normalized colour matrix and the
-        transformation arguments (see :func:`transform`).
+        transformation arguments (see :func:`transform`). A transparent
+        image is laid over random backgrounds and costs the opacity
+        penalty (``(N,)``; zeros for an opaque one).
         """
-        x = self.render(p, extra[0], low, high, centre, scale)
-        return x, transform(x, shift, t, centre, extra[1])
+        image, opacity = self.layers(p, extra[0], low, high, centre, scale)
+        if opacity is None:
+            cost = tf.zeros(tf.shape(image)[:1])
+        else:
+            seed = tf.stack([tf.cast(extra[1][0], tf.int64) + 1, tf.cast(t, tf.int64)])
+            background = random_backgrounds(tf.shape(image)[0], self.shape, seed, low, high, centre, scale,
+                                            self.bounded)
+            image = opacity * image + (1.0 - opacity) * background
+            cost = ALPHA_WEIGHT * tf.square(tf.reduce_mean(opacity, axis=[1, 2, 3]) - self.alpha)
+        return image, transform(image, shift, t, centre, extra[1]), cost
 
     def encode(self, x, colors, low, high, centre, scale) -> np.ndarray:
         """The inverse of :meth:`render` in numpy: model inputs -> the variable.
 
         Bounded images must lie strictly inside the range (clipped to 1e-4
-        of its width from the edges).
+        of its width from the edges). Transparent images have no inverse.
         """
+        if self.alpha is not None:
+            raise ValueError("init= starts from opaque images; it cannot be combined with alpha= (transparency)")
         x = np.asarray(x, np.float64)
         if self.bounded:
             u = np.clip((x - low) / (high - low), 1e-4, 1 - 1e-4)
@@ -207,8 +247,23 @@ class Parameterization:
         if self.kind != "fourier":
             return y.astype(np.float32)
         h, w, _ = self.shape
-        spectrum = np.fft.rfft2(4.0 * np.transpose(y, (0, 3, 1, 2)), axes=(2, 3)) / fourier_scale(h, w)
+        spectrum = np.fft.rfft2(4.0 * np.transpose(y, (0, 3, 1, 2)), axes=(2, 3)) / fourier_scale(h, w, self.decay)
         return np.stack([spectrum.real, spectrum.imag], axis=1).astype(np.float32)
+
+
+def random_backgrounds(n, shape, seed, low, high, centre, scale, bounded):
+    """``n`` random pink-noise images ``(n, H, W, C)`` inside the valid range (traceable).
+
+    Each is 1/f^1.5 noise at a fixed contrast per image, through the same
+    sigmoid (or ``centre + scale * z``) as the images, so backgrounds span
+    the range about as real photographs do.
+    """
+    h, w, c = shape
+    parts = tf.random.stateless_normal(tf.stack([2, n, c, h, w // 2 + 1]), seed)
+    spectrum = tf.complex(parts[0], parts[1]) * tf.cast(fourier_scale(h, w, BACKGROUND_DECAY), tf.complex64)
+    noise = tf.transpose(tf.signal.irfft2d(spectrum, fft_length=[h, w]), [0, 2, 3, 1])
+    z = BACKGROUND_CONTRAST * noise / (tf.math.reduce_std(noise, axis=[1, 2, 3], keepdims=True) + 1e-12)
+    return low + (high - low) * tf.sigmoid(z) if bounded else centre + scale * z
 
 
 # ---------------------------------------------------------------- transformations
