@@ -190,7 +190,7 @@ def demo_figure(model):
                             "block3_conv2", k=1)
     maps = [int(m) for m in mined.strongest_maps(4)]
     rows, titles = [], []
-    names = ("fourier (default)", "decorrelated", "pixel (Simonyan)")
+    names = ("fourier", "decorrelated", "pixel")
     for name, param in zip(names, ("fourier", "decorrelated", "pixel")):
         classes = class_models(model, dict(param=param, steps=256), (0,))[0]
         units = featurevis(model, channel("block3_conv2", maps), param=param, steps=256, value_range=(0, 1),

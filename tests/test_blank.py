@@ -78,8 +78,8 @@ def test_class_model_leaves_the_zero_image_of_a_bias_free_relu_net():
     assert float(tf.reduce_max(tf.abs(tape.gradient(score, zero)))) == 0.0  # the old start is stuck
     stuck = class_model(model, 1, steps=5, value_range=(-1, 1), init=np.zeros((1, 16, 16, 3), np.float32))
     assert np.all(stuck.images == 0.0)
-    r = class_model(model, 1, steps=20, value_range=(-1, 1), jitter=0)
-    assert r.history[-1, 0] > r.history[0, 0] > -1.0 and r.scores[0] > 0.0
+    r = class_model(model, 1, steps=40, lr=0.05, value_range=(-1, 1), jitter=0)  # the readable engine
+    assert r.history[-1, 0] > r.history[0, 0] and r.scores[0] > 0.0
     assert np.abs(r.images).max() > 0.05
 
 

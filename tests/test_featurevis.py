@@ -205,8 +205,9 @@ def test_transparent_image_is_the_object_over_the_zero_image_and_costs_its_opaci
     extra = (tf.constant(colors), tf.constant([3.0, 0.0, 0.0]))
     shown, seen, cost = image.view(p, tf.constant([0, 0]), tf.constant(1.0), low, high, centre, 1.0, extra)
     np.testing.assert_allclose(cost.numpy(), ALPHA_WEIGHT * (opacity.mean(axis=(1, 2, 3)) - share) ** 2, rtol=1e-5)
-    background = (shown.numpy() - opacity * rgb) / (1 - opacity)  # what the object was laid over
-    assert background.min() >= 0 and background.max() <= 1 and background.std() > 0.05
+    clear = np.broadcast_to(opacity < 0.9, rgb.shape)
+    background = ((shown.numpy() - opacity * rgb) / (1 - opacity))[clear]  # what the object was laid over
+    assert clear.mean() > 0.1 and background.min() >= 0 and background.max() <= 1 and background.std() > 0.05
     np.testing.assert_allclose(seen.numpy(), shown.numpy(), atol=1e-5)  # no rotation, scale or shift
     later = image.view(p, tf.constant([0, 0]), tf.constant(2.0), low, high, centre, 1.0, extra)[0].numpy()
     assert not np.allclose(later, shown.numpy())  # a fresh background every step
@@ -247,7 +248,7 @@ def test_repeated_calls_do_not_retrace(tiny):
     featurevis(tiny, obj.class_logit(2) + 3 * obj.diversity("conv"), steps=2, value_range=(0, 1), images=3)
     for temperature, targets in ((4.0, [0, 1]), (2.0, [2])):  # the temperature is an argument, not a key
         featurevis(tiny, obj.class_log_probability(targets, temperature=temperature), steps=2, value_range=(0, 1),
-                   alpha=0.15, decay=2.0, seed=temperature)
+                   alpha=0.15, decay=2.0, seed=len(targets))
     counts = {k: fn.experimental_get_tracing_count() for k, fn in walk(tiny).cache.items()
               if isinstance(k, tuple) and str(k[0]).startswith("optimize.featurevis")}
     assert len(counts) >= 8 and all(c == 1 for c in counts.values()), counts
@@ -273,7 +274,8 @@ def test_repeated_calls_do_not_retrace(tiny):
     (lambda m: obj.channel("conv", 0) * float("nan"), "finite number"),
     (lambda m: featurevis(m, obj.channel("conv", 0), alpha=1.5), r"opaque share of the image, in \(0, 1\)"),
     (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, param="pixel"), "needs param='fourier'"),
-    (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, init=np.zeros((8, 10, 3))), "cannot be combined"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, init=np.zeros((1, 8, 10, 3))),
+     "cannot be combined"),
     (lambda m: featurevis(m, obj.channel("conv", 0), decay=-1), "decay must be a finite number >= 0"),
     (lambda m: obj.class_log_probability(0, temperature=0), "temperature must be a finite number > 0"),
 ])

@@ -219,12 +219,10 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
       model: a Keras image model (single input, fixed ``(H, W, C)``).
       target: the class to maximize, an int or a list (one image each).
         ``None`` is an error (there is no image to predict from).
-      score: ``"logit"`` (default): ``S`` is the pre-softmax logit
-        (Simonyan), also for a fused or standalone softmax/sigmoid.
-        ``"log_probability"``: the log of the model's own output probability,
-        which also pushes the other classes down; use it when the logit
-        alone drifts into features shared with other classes (README,
-        "Class models and representation inversion").
+      score: ``"logit"``: ``S`` is the pre-softmax logit (Simonyan), also for a
+        fused or standalone softmax/sigmoid. ``"log_probability"``: the log of
+        the model's own output probability, which also pushes the other
+        classes down. None: the recipe's (see ``param``).
       l2, tv, tv_beta: weights of the L2 and total-variation penalties.
       layer, map: maximize the mean of feature map ``map`` (an int or one
         per image) of ``layer``'s pre-activation output instead of a class.
@@ -233,13 +231,10 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         ``START_NOISE`` (1e-2), because the exact zero image is a fixed point
         of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
-      param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis` (Olah et al.
-        2017: Fourier + colour decorrelation + random rotation/scale/jitter), but ``"pixel"`` with
-        ``init`` or ``blur_every``; ``"pixel"``: exactly Simonyan's method; or ``"decorrelated"``.
-        Class models on the readable engine use :data:`featurevis.CLASS_RECIPE` for the options left
-        at None (256 steps, lr 0.02, a transparent object on random backgrounds, 1/f^2 spectrum,
-        ``tv`` 0.25, jitter a tenth of the side, the log probability at temperature 4); pixels and
-        ``layer=`` maps default to ``steps=100, lr=0.05, jitter=4, tv=0, score="logit"``.
+      param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
+        models take :data:`featurevis.CLASS_RECIPE` for options left at None (a transparent object
+        on random backgrounds, log probability at temperature 4); ``"pixel"`` (also with ``init``
+        or ``blur_every``): exactly Simonyan's method, defaults :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
