@@ -50,8 +50,8 @@ def _channels(text):
 def _objective(args, preset):
     """The objective, the file name of each image, and the grid's name."""
     from ..methods import objectives as obj
-    from ..methods.featurevis import CLASS_RECIPE
-    from ..select import num_classes
+    from ..methods.featurevis import recipe_class_objective
+    from ..select import num_classes, score_step
     from .optimize import parse_targets
 
     if (args.classes is None) == (args.layer is None):
@@ -61,7 +61,7 @@ def _objective(args, preset):
             raise ValueError("--channels needs --layer L, not --class")
         targets = parse_targets(args.classes, preset, max(num_classes(preset.model), 2))
         if args.score is None:
-            objective = obj.class_log_probability(targets, temperature=CLASS_RECIPE["temperature"])
+            objective = recipe_class_objective(targets, score_step(preset.model).activation)[0]
         else:
             objective = (obj.class_logit if args.score == "logit" else obj.class_log_probability)(targets)
         names = [f"featurevis_class_{t}_{slug(preset.class_name(t))}.png" for t in targets]

@@ -4,7 +4,8 @@ For every followed layer it optimizes one image per followed feature map (all
 maps of a layer in one batch) and logs it under ``featurevis/<layer>/map<k>``,
 the detail the deconv and top-k tags of the same map use, so the dashboard's
 unit pages show them side by side; with ``classes`` it also logs class models
-(the pre-softmax logit, Simonyan et al. 2014 arXiv:1312.6034) under
+(Simonyan et al. 2014 arXiv:1312.6034, with the readable class recipe
+``featurevis.CLASS_RECIPE`` for options not given) under
 ``featurevis/<score layer>/class<c>``. Both go through
 :func:`keras_convviz.methods.featurevis.featurevis` (Fourier, colour-decorrelated,
 transformation-robust by default).
@@ -70,7 +71,18 @@ class FeatureVisLogger(MethodLogger):
                 self.write(layer, f"map{m:04d}", [image], step, "image", map=m,
                            params=dict(params, objective="channel mean"), labels=[f"map {m}"])
         if self.classes:
-            result = self.fn(self.ctx.graph, obj.class_logit(self.classes), **self.options)
+            objective, name, options = self.class_objective()
+            result = self.fn(self.ctx.graph, objective, **options)
             for c, image in zip(self.classes, self.shown(result)):
                 self.write(self.score_layer, f"class{c:04d}", [image], step, "image",
-                           params=dict(params, objective="class logit", target=c), labels=[f"class {c}"])
+                           params=dict(params, objective=name, target=c), labels=[f"class {c}"])
+
+    def class_objective(self):
+        """The class models' objective, its name and options: the class recipe under the user's options."""
+        from ..methods.featurevis import class_recipe, recipe_class_objective
+
+        options = dict(class_recipe(*self.ctx.graph.input_shape[:2]), **self.options)
+        if options["param"] == "pixel":
+            options.pop("alpha")
+        activation = self.ctx.graph.step(self.score_layer).activation
+        return recipe_class_objective(self.classes, activation) + (options,)

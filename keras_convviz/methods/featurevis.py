@@ -44,7 +44,7 @@ from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matr
 
 # The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
 __all__ = ["featurevis", "FeatureVis", "optimize_plan", "init_batch", "resolve_param", "check_param", "READABLE",
-           "CLASS_RECIPE", "class_recipe", "check_alpha",
+           "CLASS_RECIPE", "class_recipe", "recipe_class_objective", "check_alpha",
            "channel", "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
@@ -63,6 +63,16 @@ def class_recipe(height, width) -> dict:
     tenth of the side), without the temperature (that belongs to the objective)."""
     options = {k: v for k, v in CLASS_RECIPE.items() if k != "temperature"}
     return dict(options, jitter=max(1, min(height, width) // 10))
+
+
+def recipe_class_objective(targets, head_activation, output=None):
+    """The recipe's class objective: the log probability at the recipe's temperature for a softmax or
+    sigmoid head, else the logit. Returns ``(objective, name)``."""
+    if head_activation in ("softmax", "sigmoid"):
+        temperature = CLASS_RECIPE["temperature"]
+        return (obj.class_log_probability(targets, output, temperature),
+                f"class log probability (T={temperature:g})")
+    return obj.class_logit(targets, output), "class logit"
 
 
 def check_alpha(alpha, param):
