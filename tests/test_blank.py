@@ -78,9 +78,24 @@ def test_class_model_leaves_the_zero_image_of_a_bias_free_relu_net():
     assert float(tf.reduce_max(tf.abs(tape.gradient(score, zero)))) == 0.0  # the old start is stuck
     stuck = class_model(model, 1, steps=5, value_range=(-1, 1), init=np.zeros((1, 16, 16, 3), np.float32))
     assert np.all(stuck.images == 0.0)
+    assert stuck.gain[0] == 0.0  # what convviz classmodel and the callback warn about
     r = class_model(model, 1, steps=40, lr=0.05, value_range=(-1, 1), jitter=0)  # the readable engine
     assert r.history[-1, 0] > r.history[0, 0] and r.scores[0] > 0.0
     assert np.abs(r.images).max() > 0.05
+    assert r.start_scores[0] == 0.0 and r.gain[0] == r.scores[0] > 0.0  # the zero image scores 0 here
+
+
+def test_class_model_gain_is_the_score_won_over_the_zero_image():
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", bias_initializer="ones")(inp)
+    model = keras.Model(inp, keras.layers.Dense(3, bias_initializer="ones")(keras.layers.Flatten()(x)))
+    r = class_model(model, [0, 2], steps=10, value_range=(0, 1), param="pixel", jitter=0)
+    grey = model(tf.fill((1, 8, 8, 3), 0.5)).numpy()[0]  # the zero image of range (0, 1) is mid-grey
+    np.testing.assert_allclose(r.start_scores, grey[[0, 2]], rtol=1e-5)
+    np.testing.assert_allclose(r.scores, model(r.images).numpy()[[0, 1], [0, 2]], rtol=1e-5)
+    np.testing.assert_allclose(r.gain, r.scores - grey[[0, 2]], atol=1e-5)
+    assert np.all(r.gain > 0)
 
 
 def test_weights_none_is_seeded_and_reproducible():

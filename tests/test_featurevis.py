@@ -8,6 +8,7 @@ orthogonal up to scale and squares to the covariance; transformations stay
 in range; no retracing; bad input names the fix; the CLI end to end.
 """
 
+import dataclasses
 import os
 
 import keras
@@ -211,6 +212,11 @@ def test_transparent_image_is_the_object_over_the_zero_image_and_costs_its_opaci
     np.testing.assert_allclose(seen.numpy(), shown.numpy(), atol=1e-5)  # no rotation, scale or shift
     later = image.view(p, tf.constant([0, 0]), tf.constant(2.0), low, high, centre, 1.0, extra)[0].numpy()
     assert not np.allclose(later, shown.numpy())  # a fresh background every step
+    solid = dataclasses.replace(image, solid=True)
+    assert solid.key != image.key  # its own compiled step
+    colour = 1 / (1 + np.exp(-np.einsum("nc,dc->nd", y[:, :3].mean(axis=(2, 3)), colors)))[:, None, None, :]
+    final = solid.render(p, tf.constant(colors), low, high, centre, 1.0).numpy()
+    np.testing.assert_allclose(final, opacity * colour + (1 - opacity) * 0.5, atol=1e-5)  # one colour, same shape
 
 
 def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_model):
@@ -225,6 +231,11 @@ def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_
     assert np.all((covered > 0.3 * CLASS_RECIPE["alpha"]) & (covered < 3 * CLASS_RECIPE["alpha"])), covered
     corners = np.concatenate([r.images[:, :4, :4], r.images[:, -4:, -4:]], axis=1)
     assert np.median(np.abs(corners - 0.5)) < 0.02  # the frame is mostly the zero image
+    for image in r.images:  # solid: every pixel lies between grey and the object's one colour
+        away = (image - 0.5).reshape(-1, 3)
+        away = away[np.linalg.norm(away, axis=1) > 0.05]
+        unit = away / np.linalg.norm(away, axis=1, keepdims=True)
+        assert np.min(unit @ (unit.mean(0) / np.linalg.norm(unit.mean(0)))) > 0.99
 
 
 # ----------------------------------------------------------------- behaviour
@@ -277,6 +288,7 @@ def test_repeated_calls_do_not_retrace(tiny):
     (lambda m: featurevis(m, obj.channel("conv", 0), alpha=0.2, init=np.zeros((1, 8, 10, 3))),
      "cannot be combined"),
     (lambda m: featurevis(m, obj.channel("conv", 0), decay=-1), "decay must be a finite number >= 0"),
+    (lambda m: featurevis(m, obj.channel("conv", 0), solid=True), r"solid=True .* pass alpha="),
     (lambda m: obj.class_log_probability(0, temperature=0), "temperature must be a finite number > 0"),
 ])
 def test_bad_input_names_the_fix(tiny, call, message):

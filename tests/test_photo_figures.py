@@ -261,8 +261,6 @@ def _dead_model():
     return model
 
 
-@pytest.mark.xfail(reason="known regression (issue 13 session 2): the class-model blank-score warning does not fire "
-                          "on a dead model since class_model's readable class recipe; to fix next", strict=False)
 def test_callback_warns_once_for_blank_boxfilter_topk_and_classmodel(tmp_path):
     from keras_convviz import ConvVizCallback
 

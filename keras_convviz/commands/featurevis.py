@@ -2,7 +2,7 @@
 
 ``--layer L --channels 0,5,9`` optimizes one image per channel of ``L`` (all
 in one batch); ``--class NAME[,NAME]`` one image per class (the pre-softmax
-log probability at temperature 4 with the readable class recipe of
+log probability at temperature 8 with the readable class recipe of
 ``featurevis.CLASS_RECIPE``, or ``--score logit|log_probability`` with the
 plain options). ``--param`` picks the
 parameterization (``fourier``, the default; ``decorrelated``; ``pixel``,
@@ -27,7 +27,7 @@ def register(sub):
     p.add_argument("--class", dest="classes", default=None, metavar="NAME",
                    help="class(es) instead of channels: names or indices, comma-separated, or 'all'")
     p.add_argument("--score", choices=("logit", "log_probability"), default=None,
-                   help="class objective (default: the log probability at temperature 4, with a transparent "
+                   help="class objective (default: the log probability at temperature 8, with a solid "
                         "object on random backgrounds: the readable class recipe)")
     p.add_argument("--param", choices=("fourier", "decorrelated", "pixel"), default="fourier",
                    help="image parameterization (default: %(default)s)")

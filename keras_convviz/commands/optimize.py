@@ -38,7 +38,7 @@ def register(sub):
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
     p.add_argument("--score", choices=("logit", "log_probability"), default=None,
                    help="maximize the pre-softmax logit (Simonyan) or the log probability (default: the log "
-                        "probability at temperature 4 on the readable engine, the logit for pixels)")
+                        "probability at temperature 8 on the readable engine, the logit for pixels)")
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
@@ -110,7 +110,7 @@ def _classes(args, preset, options):
     if args.map is not None:
         raise ValueError("--map needs --layer L")
     targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
-    score = (args.score or "log_probability (temperature 4)").replace("_", " ")
+    score = (args.score or "log_probability (temperature 8)").replace("_", " ")
     print(f"maximizing the {score} of {', '.join(preset.class_name(t) for t in targets)}")
     result = class_model(preset.model, targets, score=args.score, **options)
     probs = result.probabilities
@@ -143,7 +143,7 @@ def run_classmodel(args):
         result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
         result, titles, names, grid_name = _classes(args, preset, options)
-    warn_blank(args, result.history - result.history[:1], "the change of the maximized score")
+    warn_blank(args, result.gain, "the change of the maximized score")
     pictures = list(result.rgb(preset.deprocess))
     named = [(out_path(args, name), picture) for name, picture in zip(names, pictures)]
     if len(pictures) > 1:

@@ -84,5 +84,6 @@ class FeatureVisLogger(MethodLogger):
         options = dict(class_recipe(*self.ctx.graph.input_shape[:2]), **self.options)
         if options["param"] == "pixel":
             options.pop("alpha")
+            options.pop("solid")
         activation = self.ctx.graph.step(self.score_layer).activation
         return recipe_class_objective(self.classes, activation) + (options,)

@@ -149,8 +149,8 @@ class ClassModelLogger(MethodLogger):
 
     def log(self, step):
         result = self.fn(self.ctx.graph, list(self.classes), **self.options)
-        # a score that never moves: the image stayed where it started (as convviz classmodel says)
-        self.check_blank(np.asarray(result.history) - np.asarray(result.history)[:1], self.score_layer,
+        # a score the image cannot move (as convviz classmodel says); not the history: its penalties move
+        self.check_blank(result.gain, self.score_layer,
                          what=f"{self.name}: the change of the maximized {self.score_layer} score")
         images = result.rgb(self.ctx.deprocess)  # deprocess None: each image min-max stretched
         params = {k: v for k, v in self.options.items() if isinstance(v, (int, float, str, bool, list, tuple))}

@@ -43,6 +43,9 @@ class ClassModel:
     pre-softmax logit, its log probability, or the feature map's mean).
     ``logits`` / ``probabilities``: the model's pre-activation scores and its
     actual output (softmax...) ``(N, K)`` for the final images.
+    ``start_scores``: the same score of the zero image (``centre``), so
+    :attr:`gain` is what the optimization won, exactly zero per image when
+    the score ignores the image (a dead model).
     """
 
     images: np.ndarray
@@ -51,6 +54,12 @@ class ClassModel:
     scores: np.ndarray
     logits: np.ndarray
     probabilities: np.ndarray
+    start_scores: np.ndarray
+
+    @property
+    def gain(self) -> np.ndarray:
+        """``scores - start_scores`` per image (the history holds the penalized objective instead)."""
+        return self.scores - self.start_scores
 
     def rgb(self, deprocess=None) -> np.ndarray:
         """The images as RGB ``uint8`` ``(N, H, W, 3)`` (see ``optimize.rgb_images``)."""
@@ -153,6 +162,14 @@ def _final_fn(graph, head, goal):
     return compiled(graph, ("optimize.final", head) + goal.key, build)
 
 
+def _final_scores(graph, settings, head, goal, x):
+    """``(scores, logits, probabilities, start_scores)`` numpy: the final images' and the zero image's."""
+    index, final = tf.constant(goal.index, tf.int64), _final_fn(graph, head.name, goal)
+    scores, logits, probabilities = (t.numpy() for t in final(x, index))
+    start = final(tf.constant(settings.start(None, tuple(x.shape), 0.0)), index)[0].numpy()
+    return scores, logits, probabilities, start
+
+
 def _start(graph, settings, rng, init, n, noise):
     """The starting batch: the zero image (plus noise), or ``init`` (one, or one per image).
 
@@ -175,7 +192,8 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
             objective = class_log_probability(goal.index, goal.step, recipe.get("temperature", 1.0))
         x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
                                    penalties=(0.0,) + tuple(penalties[1:]), progress=progress,  # no l2: see param
-                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha") if k in recipe})
+                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha", "solid")
+                                      if k in recipe})
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)
     extra = (tf.constant(goal.index, tf.int64),) + tuple(tf.constant(v, tf.float32) for v in penalties)
@@ -183,7 +201,7 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
 
 
 # Simonyan's method as before the feature-visualization engine (param="pixel", and channels of layer=).
-PIXEL_DEFAULTS = dict(steps=100, lr=0.05, jitter=4, tv=0.0, score="logit")
+PIXEL_DEFAULTS = dict(steps=100, lr=0.05, jitter=4, tv=0.0, tv_beta=2.0, score="logit")
 
 
 def _defaults(graph, param, feature, head, given):
@@ -195,7 +213,7 @@ def _defaults(graph, param, feature, head, given):
     else:
         recipe = class_recipe(*graph.input_shape[:2])
         probability = head.activation in ("softmax", "sigmoid")
-        defaults = dict(steps=recipe["steps"], lr=recipe["lr"], jitter=recipe["jitter"], tv=recipe["tv"],
+        defaults = dict({k: recipe[k] for k in ("steps", "lr", "jitter", "tv", "tv_beta")},
                         score="log_probability" if probability else "logit")
         recipe = dict(recipe, temperature=CLASS_RECIPE["temperature"])
     options = {k: defaults[k] if v is None else v for k, v in given.items()}
@@ -206,7 +224,7 @@ def _defaults(graph, param, feature, head, given):
 
 def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, blur_every=0,
                 blur_sigma=0.5, tv=None, clip=None, layer=None, map=None, value_range=None,
-                seed=0, progress=False, optimizer="adam", init=None, tv_beta=2.0, scale=None,
+                seed=0, progress=False, optimizer="adam", init=None, tv_beta=None, scale=None,
                 centre=None, noise=0.0, score=None, output=None, param=None, colors=None) -> ClassModel:
     """Images that maximize a class score (Simonyan et al. 2014) or a feature map.
 
@@ -223,7 +241,8 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         fused or standalone softmax/sigmoid. ``"log_probability"``: the log of
         the model's own output probability, which also pushes the other
         classes down. None: the recipe's (see ``param``).
-      l2, tv, tv_beta: weights of the L2 and total-variation penalties.
+      l2, tv, tv_beta: weights of the L2 and total-variation penalties, and
+        TV's exponent (None: the recipe's edge-preserving 1, or 2 for pixels).
       layer, map: maximize the mean of feature map ``map`` (an int or one
         per image) of ``layer``'s pre-activation output instead of a class.
       init: a starting batch in input space instead of the zero image.
@@ -232,8 +251,8 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
-        models take :data:`featurevis.CLASS_RECIPE` for options left at None (a transparent object
-        on random backgrounds, log probability at temperature 4); ``"pixel"`` (also with ``init``
+        models take :data:`featurevis.CLASS_RECIPE` for options left at None (a transparent solid-coloured
+        object on random backgrounds, log probability at temperature 8); ``"pixel"`` (also with ``init``
         or ``blur_every``): exactly Simonyan's method, defaults :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
@@ -248,12 +267,12 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
     check_image_model(graph)
     param = resolve_param(param, init, blur_every)
     head = score_step(graph, output)
-    given = dict(steps=steps, lr=lr, jitter=jitter, tv=tv, score=score)
+    given = dict(steps=steps, lr=lr, jitter=jitter, tv=tv, tv_beta=tv_beta, score=score)
     options, recipe = _defaults(graph, param, layer is not None, head, given)
     settings = check_settings(graph, options["steps"], options["lr"], optimizer, options["jitter"], blur_every,
                               blur_sigma, clip, value_range, scale, seed, centre)
     l2, tv, noise = finite_float(l2, "l2"), finite_float(options["tv"], "tv"), finite_float(noise, "noise")
-    tv_beta = finite_float(tv_beta, "tv_beta", 0.0, allow_equal=False)
+    tv_beta = finite_float(options["tv_beta"], "tv_beta", 0.0, allow_equal=False)
     if layer is not None:
         goal = _feature_goal(graph, layer, map)
     elif map is not None:
@@ -261,6 +280,4 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
     else:
         goal = _class_goal(graph, head, target, options["score"], output)
     x, history = _climb(graph, settings, goal, param, colors, init, noise, (l2, tv, tv_beta), progress, recipe)
-    index = tf.constant(goal.index, tf.int64)
-    scores, logits, probabilities = (t.numpy() for t in _final_fn(graph, head.name, goal)(x, index))
-    return ClassModel(x.numpy(), history, goal.index, scores, logits, probabilities)
+    return ClassModel(x.numpy(), history, goal.index, *_final_scores(graph, settings, head, goal, x))

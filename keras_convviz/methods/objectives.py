@@ -8,7 +8,7 @@ each)::
 
     class_logit(c)            the pre-softmax logit of class c (Simonyan et al. 2014, arXiv:1312.6034)
     class_log_probability(c)  the log of the model's own softmax / sigmoid output for class c;
-                              temperature=T takes it of logits / T (softer: T = 4 keeps raising
+                              temperature=T takes it of logits / T (softer: T = 8 keeps raising
                               the class after its probability is 1 while pushing the others down)
     channel(layer, k)         the mean over positions of channel k of layer's pre-activation output
     neuron(layer, k, (y, x))  one value of that map (the centre by default)

@@ -26,7 +26,10 @@ the image is laid over a fresh random pink-noise background, so only the
 opaque part can carry the objective, and a penalty ``ALPHA_WEIGHT * (mean
 opacity - share)^2`` keeps about ``share`` of the image opaque: the result
 is a compact object, not a texture filling the frame. The final image is
-the object over the "zero image" (the preset's neutral fill).
+the object over the "zero image" (the preset's neutral fill). With
+``solid=True`` the object has one colour (the spatial mean of the colour
+channels), so only its silhouette can carry the objective: a shape, not a
+pattern, which is what datasets of single objects (the demo's) are made of.
 
 Transformation robustness (Olah et al. 2017; Mordvintsev et al. 2015): the
 model sees each step's image rotated, scaled and shifted by random amounts,
@@ -158,8 +161,9 @@ class Parameterization:
     ``(H, W, C)``; ``bounded``: map into ``(low, high)`` by a sigmoid (else
     ``centre + scale * z``); ``decay``: the exponent of the Fourier
     spectrum's ``1 / f`` scale (larger: smoother images); ``alpha``: the
-    target opaque share of a transparent image (None: opaque). Static per
-    compiled step: part of its key.
+    target opaque share of a transparent image (None: opaque); ``solid``:
+    one colour per transparent image. Static per compiled step: part of
+    its key.
     """
 
     kind: str
@@ -167,10 +171,11 @@ class Parameterization:
     bounded: bool
     decay: float = 1.0
     alpha: Optional[float] = None
+    solid: bool = False
 
     @property
     def key(self):
-        return self.kind, self.shape, self.bounded, self.decay, self.alpha
+        return self.kind, self.shape, self.bounded, self.decay, self.alpha, self.solid
 
     @property
     def variable_shape(self):
@@ -199,7 +204,10 @@ class Parameterization:
         """The variable -> ``(image, opacity)`` (traceable); opacity ``(N, H, W, 1)`` or None."""
         y = self.decorrelated(p)
         channels = self.shape[-1]
-        z = tf.einsum("nhwc,dc->nhwd", y[..., :channels], colors)
+        colour = y[..., :channels]
+        if self.solid:  # one colour: the mean, at every pixel
+            colour = tf.reduce_mean(colour, axis=[1, 2], keepdims=True) + tf.zeros_like(colour)
+        z = tf.einsum("nhwc,dc->nhwd", colour, colors)
         image = low + (high - low) * tf.sigmoid(z) if self.bounded else centre + scale * z
         return image, (None if self.alpha is None else tf.sigmoid(y[..., channels:]))
 
