@@ -51,21 +51,47 @@ def twin_model(seed=11, quick=False):
     return demo.train(n=800 if quick else 4000, epochs=2 if quick else 6, seed=seed, verbose=0, validation=0)
 
 
-# (name, class_model options): the readable default (featurevis.CLASS_RECIPE), Lucid's plain Fourier
-# settings on the logit, and Simonyan's pixel method.
-VARIANTS = (("readable default", {}),
-            ("fourier, logit, opaque", dict(param="fourier", score="logit", steps=256, lr=0.05, tv=0.0)),
-            ("pixel (Simonyan)", dict(param="pixel", steps=256)))
+# (name, how to make the 4 class models of one seed): the readable default (class_model, which takes
+# featurevis.CLASS_RECIPE), Lucid's opaque Fourier settings on the logit (featurevis; class_model's Fourier
+# engine always takes the recipe), and Simonyan's pixel method.
+VARIANTS = (("readable default", dict(kind="class_model")),
+            ("Lucid opaque fourier, logit", dict(kind="featurevis", param="fourier", steps=256, lr=0.05)),
+            ("pixel (Simonyan)", dict(kind="class_model", param="pixel", steps=256)))
 
 
 def class_models(model, options, seeds, steps=None):
-    from keras_convviz import class_model, presets
+    """``(images, demo-model probabilities of their class)`` for classes 0-3 at each seed, numpy."""
+    from keras_convviz import class_model, featurevis, presets
+    from keras_convviz.methods.featurevis import class_logit
     from keras_convviz.methods.parameterize import colors_for
 
     colors = colors_for(presets.load("demo"))
-    if steps is not None:
-        options = dict(options, steps=steps)
-    return [class_model(model, [0, 1, 2, 3], value_range=(0, 1), seed=s, colors=colors, **options) for s in seeds]
+    options = dict(options, **({} if steps is None else dict(steps=steps)))
+    kind = options.pop("kind", "class_model")
+    images = []
+    for seed in seeds:
+        if kind == "featurevis":
+            images.append(featurevis(model, class_logit([0, 1, 2, 3]), value_range=(0, 1), seed=seed,
+                                     colors=colors, **options).images)
+        else:
+            images.append(class_model(model, [0, 1, 2, 3], value_range=(0, 1), seed=seed, colors=colors,
+                                      **options).images)
+    images = np.concatenate(images)
+    own = model.predict(np.clip(images, 0, 1), verbose=0)[np.arange(len(images)), np.tile(range(4), len(seeds))]
+    return images, own
+
+
+def shapes_on_grey(n=256, seed=99):
+    """Control: real demo shapes drawn in their own colour on the flat grey of the class models."""
+    from keras_convviz import demo
+
+    images, labels, boxes = demo.shapes(n, seed=seed)
+    out = []
+    for image, label, box in zip(images, labels, boxes):
+        mask = demo.shape_mask(int(label), box)
+        colour = (image * mask).sum(axis=(0, 1)) / mask.sum()
+        out.append(0.5 * (1 - mask) + colour * mask)
+    return np.asarray(out, np.float32), labels
 
 
 def noise_control(twin, n=64):
@@ -90,8 +116,7 @@ def transfer_rows(model, twin, quick=False):
     control = f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) {noise_control(twin)}"
     out = []
     for name, options in VARIANTS:
-        results = class_models(model, options, seeds, steps)
-        images = np.concatenate([np.clip(r.images, 0, 1) for r in results])
+        images = np.clip(class_models(model, options, seeds, steps)[0], 0, 1)
         p = twin.predict(images, verbose=0)
         classes = np.tile([0, 1, 2, 3], len(seeds))
         per_class = p[np.arange(len(images)), classes].reshape(len(seeds), 4).mean(0)
@@ -105,7 +130,21 @@ def transfer_rows(model, twin, quick=False):
         out.append(row(f"high-frequency power vs real images, {name}",
                        f"{ratio.min():.2f}x-{ratio.max():.2f}x (median {np.median(ratio):.2f}x)", "0.67x-1.5x",
                        bool(inside == len(ratio)), f"{inside}/{len(ratio)} inside; real median share {real:.3f}"))
+    out.append(grey_control_row(real))
     return out
+
+
+def grey_control_row(real):
+    """The same ratio for real shapes on flat grey: how low a flat object on the zero image measures."""
+    from keras_convviz import demo
+
+    images, labels = shapes_on_grey()
+    ratio = hf_share(images) / real
+    spans = [f"{demo.CLASS_NAMES[c]} {np.percentile(ratio[labels == c], 5):.2f}-"
+             f"{np.percentile(ratio[labels == c], 95):.2f}x" for c in range(4)]
+    return row("high-frequency power vs real images, control: real shapes on flat grey",
+               f"{ratio.min():.2f}x-{ratio.max():.2f}x (median {np.median(ratio):.2f}x)", "(control)", True,
+               "5-95 % per class: " + ", ".join(spans))
 
 
 def channel_rows(model, quick=False):
@@ -179,6 +218,7 @@ def demo_figure(model):
     from keras_convviz.figures.featurevis import comparison
     from keras_convviz.media import save_png
     from keras_convviz.methods.featurevis import channel
+    from keras_convviz.methods.optimize import rgb_images
     from keras_convviz.methods.parameterize import colors_for
 
     import tensorflow as tf
@@ -190,14 +230,13 @@ def demo_figure(model):
                             "block3_conv2", k=1)
     maps = [int(m) for m in mined.strongest_maps(4)]
     rows, titles = [], []
-    names = ("fourier", "decorrelated", "pixel")
+    names = ("fourier", "decorr", "pixel")  # short: a cell title is "<row>: <class> <p>"
     for name, param in zip(names, ("fourier", "decorrelated", "pixel")):
-        classes = class_models(model, dict(param=param, steps=256), (0,))[0]
+        classes, own = class_models(model, dict(param=param, steps=256), (0,))
         units = featurevis(model, channel("block3_conv2", maps), param=param, steps=256, value_range=(0, 1),
                            colors=colors_for(preset))
-        rows.append(list(classes.rgb(preset.deprocess)) + list(units.rgb(preset.deprocess)))
-        titles.append([f"{demo.CLASS_NAMES[c]} {classes.probabilities[c, c]:.2f}" for c in range(4)] +
-                      [f"b3c2:{m}" for m in maps])
+        rows.append(list(rgb_images(classes, preset.deprocess)) + list(units.rgb(preset.deprocess)))
+        titles.append([f"{demo.CLASS_NAMES[c]} {own[c]:.2f}" for c in range(4)] + [f"b3c2:{m}" for m in maps])
     save_png(os.path.join(DOCS, "featurevis_demo.png"), comparison(rows, names, titles))
 
 

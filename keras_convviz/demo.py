@@ -15,7 +15,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CLASS_NAMES", "SIZE", "shapes", "build_model", "load_model", "train", "WEIGHTS"]
+__all__ = ["CLASS_NAMES", "SIZE", "shapes", "shape_mask", "build_model", "load_model", "train", "WEIGHTS"]
 
 CLASS_NAMES = ("circle", "square", "triangle", "cross")
 SIZE = 64
@@ -34,8 +34,8 @@ def _background(rng):
     return np.clip(base + stripes[..., None] + noise, 0, 1)
 
 
-def _draw(label, box, colour):
-    """A 0/1 mask of one shape inside ``box = (y0, x0, y1, x1)``."""
+def shape_mask(label, box):
+    """The ``(64, 64, 1)`` 0/1 float mask of class ``label``'s shape inside ``box = (y0, x0, y1, x1)``."""
     y0, x0, y1, x1 = box
     mask = Image.new("L", (SIZE, SIZE), 0)
     draw = ImageDraw.Draw(mask)
@@ -75,7 +75,7 @@ def shapes(n, seed=0):
         colour = rng.uniform(0.0, 1.0, size=3)
         colour[rng.integers(0, 3)] = rng.uniform(0.85, 1.0)
         colour[rng.integers(0, 3)] = rng.uniform(0.0, 0.15)
-        mask = _draw(int(labels[i]), boxes[i], colour)
+        mask = shape_mask(int(labels[i]), boxes[i])
         images[i] = background * (1 - mask) + colour * mask
     return images, labels.astype(np.int64), boxes
 
