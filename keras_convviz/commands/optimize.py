@@ -105,12 +105,13 @@ def _classes(args, preset, options):
     import numpy as np
 
     from ..methods.classmodel import class_model
+    from ..methods.featurevis import CLASS_RECIPE
     from ..select import num_classes
 
     if args.map is not None:
         raise ValueError("--map needs --layer L")
     targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
-    score = (args.score or "log_probability (temperature 8)").replace("_", " ")
+    score = (args.score or f"log_probability (temperature {CLASS_RECIPE['temperature']:g})").replace("_", " ")
     print(f"maximizing the {score} of {', '.join(preset.class_name(t) for t in targets)}")
     result = class_model(preset.model, targets, score=args.score, **options)
     probs = result.probabilities
