@@ -114,6 +114,9 @@ def transfer_rows(model, twin, quick=False):
     held, labels, _ = demo.shapes(400, seed=777)
     accuracy = float(np.mean(twin.predict(held, verbose=0).argmax(1) == labels))
     control = f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) {noise_control(twin)}"
+    grey, grey_labels = shapes_on_grey()
+    grey = hf_share(grey) / real
+    bands = np.array([np.percentile(grey[grey_labels == c], [5, 95]) for c in range(4)])
     out = []
     for name, options in VARIANTS:
         images = np.clip(class_models(model, options, seeds, steps)[0], 0, 1)
@@ -123,25 +126,28 @@ def transfer_rows(model, twin, quick=False):
         hits = int(np.sum(p.argmax(1) == classes))
         ratio = hf_share(images) / real
         inside = int(np.sum((ratio >= 1 / 1.5) & (ratio <= 1.5)))
+        above, below = int(np.sum(ratio > 1.5)), int(np.sum(ratio < 1 / 1.5))
+        like_real = int(np.sum((ratio >= bands[classes, 0]) & (ratio <= bands[classes, 1])))
         out.append(row(f"class-model transfer to a twin, {name}", " / ".join(f"{v:.2f}" for v in per_class),
                        ">= 0.9 each", bool(np.all(per_class >= 0.9)),
                        f"mean p per class over {len(seeds)} seeds; {hits}/{len(images)} images the twin's argmax; "
                        f"{control}"))
         out.append(row(f"high-frequency power vs real images, {name}",
                        f"{ratio.min():.2f}x-{ratio.max():.2f}x (median {np.median(ratio):.2f}x)", "0.67x-1.5x",
-                       bool(inside == len(ratio)), f"{inside}/{len(ratio)} inside; real median share {real:.3f}"))
-    out.append(grey_control_row(real))
+                       bool(inside == len(ratio)),
+                       f"{inside}/{len(ratio)} inside, {above} above 1.5x, {below} below 0.67x; "
+                       f"{like_real}/{len(ratio)} inside the 5-95 % of real shapes of their class on the same grey; "
+                       f"per image "
+                       f"{' '.join(f'{v:.2f}' for v in ratio)}; real median share {real:.3f}"))
+    out.append(grey_control_row(grey, grey_labels, bands))
     return out
 
 
-def grey_control_row(real):
+def grey_control_row(ratio, labels, bands):
     """The same ratio for real shapes on flat grey: how low a flat object on the zero image measures."""
     from keras_convviz import demo
 
-    images, labels = shapes_on_grey()
-    ratio = hf_share(images) / real
-    spans = [f"{demo.CLASS_NAMES[c]} {np.percentile(ratio[labels == c], 5):.2f}-"
-             f"{np.percentile(ratio[labels == c], 95):.2f}x" for c in range(4)]
+    spans = [f"{demo.CLASS_NAMES[c]} {bands[c, 0]:.2f}-{bands[c, 1]:.2f}x" for c in range(4)]
     return row("high-frequency power vs real images, control: real shapes on flat grey",
                f"{ratio.min():.2f}x-{ratio.max():.2f}x (median {np.median(ratio):.2f}x)", "(control)", True,
                "5-95 % per class: " + ", ".join(spans))

@@ -4,8 +4,9 @@ Oracles: one SGD step of every objective equals a hand-written GradientTape
 step on hand-written layer calls; one step through the Fourier
 parameterization equals a hand-written render; the Fourier / colour /
 sigmoid inverse round-trips an image; an estimated colour matrix is
-orthogonal up to scale and squares to the covariance; transformations stay
-in range; no retracing; bad input names the fix; the CLI end to end.
+orthogonal up to scale and squares to the covariance; the spread of squares,
+pairs of squares and a disc equals its closed form; transformations stay in
+range; no retracing; bad input names the fix; the CLI end to end.
 """
 
 import dataclasses
@@ -21,8 +22,9 @@ from keras_convviz.graph import walk
 from keras_convviz.methods import objectives as obj
 from keras_convviz.methods.featurevis import FeatureVis, featurevis
 from keras_convviz.methods.featurevis import CLASS_RECIPE
-from keras_convviz.methods.parameterize import (ALPHA_WEIGHT, GAIN, IMAGENET_COLORS, Parameterization, colour_matrix,
-                                                fourier_scale, normalized_colors, preset_colors, transform)
+from keras_convviz.methods.parameterize import (ALPHA_WEIGHT, GAIN, IMAGENET_COLORS, SPREAD_LIMIT, SPREAD_WEIGHT,
+                                                Parameterization, colour_matrix, fourier_scale, normalized_colors,
+                                                preset_colors, spread, transform)
 
 from fixtures import convviz
 
@@ -217,6 +219,57 @@ def test_transparent_image_is_the_object_over_the_zero_image_and_costs_its_opaci
     colour = 1 / (1 + np.exp(-np.einsum("nc,dc->nd", y[:, :3].mean(axis=(2, 3)), colors)))[:, None, None, :]
     final = solid.render(p, tf.constant(colors), low, high, centre, 1.0).numpy()
     np.testing.assert_allclose(final, opacity * colour + (1 - opacity) * 0.5, atol=1e-5)  # one colour, same shape
+    compact = dataclasses.replace(image, compact=True)
+    assert compact.key != image.key
+    compact_cost = compact.view(p, tf.constant([0, 0]), tf.constant(1.0), low, high, centre, 1.0, extra)[2].numpy()
+    spreads = np.array([_spread_by_hand(o[..., 0]) for o in opacity])
+    np.testing.assert_allclose(compact_cost, cost.numpy() + SPREAD_WEIGHT * np.maximum(spreads - SPREAD_LIMIT, 0),
+                               rtol=1e-4)
+
+
+def _spread_by_hand(a):
+    """2 pi (var_y + var_x) / area of the weights ``a`` (H, W), with numpy's weighted averages."""
+    rows, cols = np.mgrid[:a.shape[0], :a.shape[1]]
+    var = sum(np.average((c - np.average(c, weights=a)) ** 2, weights=a) for c in (rows, cols))
+    return 2 * np.pi * var / a.sum()
+
+
+def _mask(*boxes, size=64):
+    m = np.zeros((size, size), np.float32)
+    for y0, x0, s in boxes:
+        m[y0:y0 + s, x0:x0 + s] = 1.0
+    return m
+
+
+def test_spread_is_one_for_a_disc_and_counts_scattered_pieces():
+    """Exact values: an s x s square of pixel centres has variance (s^2 - 1) / 12 along each axis, so its
+    spread is pi (s^2 - 1) / (3 s^2); two of them d apart add (d / 2)^2 to the variance."""
+    from keras_convviz import demo
+
+    def measure(*masks):
+        return spread(tf.constant(np.stack(masks)[..., None])).numpy()
+
+    s, d = 12, 40
+    square, moved = _mask((5, 5, s)), _mask((40, 30, s))
+    pair = _mask((10, 5, s), (10, 5 + d, s))
+    one, other, two = measure(square, moved, pair)
+    np.testing.assert_allclose(one, np.pi * (s * s - 1) / (3 * s * s), rtol=1e-4)  # spread() adds 1e-3 to the area
+    np.testing.assert_allclose(other, one, rtol=1e-4)  # position-invariant
+    variance = 2 * (s * s - 1) / 12 + (d / 2) ** 2
+    np.testing.assert_allclose(two, 2 * np.pi * variance / (2 * s * s), rtol=1e-4)
+    rows, cols = np.mgrid[:64, :64]
+    disc = ((rows - 31.5) ** 2 + (cols - 31.5) ** 2 <= 20 ** 2).astype(np.float32)
+    np.testing.assert_allclose(measure(disc), 1.0, atol=0.01)  # the least any shape has
+    soft = np.random.default_rng(3).uniform(0, 1, (64, 64)).astype(np.float32) * disc
+    np.testing.assert_allclose(measure(soft), _spread_by_hand(soft), rtol=1e-4)
+    shapes = [demo.shape_mask(label, (8, 8, 8 + size, 8 + size))[..., 0] for label in range(4) for size in (12, 40)]
+    assert np.all(measure(*shapes) < SPREAD_LIMIT)  # every real single shape is free
+    assert two > 3 * SPREAD_LIMIT
+
+
+def covered_masks(images):
+    """Where images ``(N, H, W, C)`` in [0, 1] differ from the grey zero image: ``(N, H, W, 1)`` 0/1."""
+    return (np.abs(images - 0.5).max(-1, keepdims=True) > 0.05).astype(np.float32)
 
 
 def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_model):
@@ -227,10 +280,12 @@ def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_
     r = class_model(demo_model, [0, 1, 2, 3], value_range=(0, 1), steps=128)
     assert np.all(r.probabilities[np.arange(4), np.arange(4)] > 0.9), r.probabilities
     assert r.images.min() >= 0 and r.images.max() <= 1
-    covered = (np.abs(r.images - 0.5).max(-1) > 0.05).mean(axis=(1, 2))
+    covered = covered_masks(r.images).mean(axis=(1, 2, 3))
     assert np.all((covered > 0.3 * CLASS_RECIPE["alpha"]) & (covered < 3 * CLASS_RECIPE["alpha"])), covered
     corners = np.concatenate([r.images[:, :4, :4], r.images[:, -4:, -4:]], axis=1)
     assert np.median(np.abs(corners - 0.5)) < 0.02  # the frame is mostly the zero image
+    spreads = spread(tf.constant(covered_masks(r.images))).numpy()
+    assert np.median(spreads) < 2.2, spreads  # one piece each (without compact: 3-6, scattered copies)
     for image in r.images:  # solid: every pixel lies between grey and the object's one colour
         away = (image - 0.5).reshape(-1, 3)
         away = away[np.linalg.norm(away, axis=1) > 0.05]
@@ -289,6 +344,7 @@ def test_repeated_calls_do_not_retrace(tiny):
      "cannot be combined"),
     (lambda m: featurevis(m, obj.channel("conv", 0), decay=-1), "decay must be a finite number >= 0"),
     (lambda m: featurevis(m, obj.channel("conv", 0), solid=True), r"solid=True .* pass alpha="),
+    (lambda m: featurevis(m, obj.channel("conv", 0), compact=True), r"compact=True .* one piece; pass alpha="),
     (lambda m: obj.class_log_probability(0, temperature=0), "temperature must be a finite number > 0"),
 ])
 def test_bad_input_names_the_fix(tiny, call, message):

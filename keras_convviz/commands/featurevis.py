@@ -27,8 +27,8 @@ def register(sub):
     p.add_argument("--class", dest="classes", default=None, metavar="NAME",
                    help="class(es) instead of channels: names or indices, comma-separated, or 'all'")
     p.add_argument("--score", choices=("logit", "log_probability"), default=None,
-                   help="class objective (default: the log probability at temperature 8, with a solid "
-                        "object on random backgrounds: the readable class recipe)")
+                   help="class objective (default: the log probability at temperature 8, with one solid "
+                        "object in one piece on random backgrounds: the readable class recipe)")
     p.add_argument("--param", choices=("fourier", "decorrelated", "pixel"), default="fourier",
                    help="image parameterization (default: %(default)s)")
     p.add_argument("--steps", type=positive_int_arg, default=256, help="optimizer steps (default: %(default)s)")

@@ -83,7 +83,7 @@ class FeatureVisLogger(MethodLogger):
 
         options = dict(class_recipe(*self.ctx.graph.input_shape[:2]), **self.options)
         if options["param"] == "pixel":
-            options.pop("alpha")
-            options.pop("solid")
+            for name in ("alpha", "solid", "compact"):  # transparency: not for pixels
+                options.pop(name)
         activation = self.ctx.graph.step(self.score_layer).activation
         return recipe_class_objective(self.classes, activation) + (options,)

@@ -192,7 +192,7 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
             objective = class_log_probability(goal.index, goal.step, recipe.get("temperature", 1.0))
         x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
                                    penalties=(0.0,) + tuple(penalties[1:]), progress=progress,  # no l2: see param
-                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha", "solid")
+                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha", "solid", "compact")
                                       if k in recipe})
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)
@@ -251,9 +251,10 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
-        models take :data:`featurevis.CLASS_RECIPE` for options left at None (a transparent solid-coloured
-        object on random backgrounds, log probability at temperature 8); ``"pixel"`` (also with ``init``
-        or ``blur_every``): exactly Simonyan's method, defaults :data:`PIXEL_DEFAULTS`.
+        models take :data:`featurevis.CLASS_RECIPE` for options left at None (one transparent
+        solid-coloured object in one piece on random backgrounds, log probability at temperature 8);
+        ``"pixel"`` (also with ``init`` or ``blur_every``): exactly Simonyan's method, defaults
+        :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
