@@ -53,8 +53,13 @@ def test_imagenet_download_failure_names_the_alternatives(monkeypatch):
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
 
-    # the builder is replaced: nothing is downloaded, the download failure is simulated
+    def no_download(*args, **kwargs):
+        raise AssertionError("the test tried to download something")
+
+    # the builder is replaced, so no ImageNet weights are fetched: the download failure is simulated, and
+    # any other download (the class index) would fail the test instead of reaching the network
     monkeypatch.setattr(keras.applications, "VGG16", offline)
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
     with pytest.raises(ValueError) as err:
         presets.load("vgg16", weights="imagenet")
     text = str(err.value)
