@@ -139,11 +139,11 @@ def transfer_rows(model, twin, quick=False):
                        f"{like_real}/{len(ratio)} inside the 5-95 % of real shapes of their class on the same grey; "
                        f"per image "
                        f"{' '.join(f'{v:.2f}' for v in ratio)}; real median share {real:.3f}"))
-    out.append(grey_control_row(grey, grey_labels, bands))
+    out.append(grey_control_row(grey, bands))
     return out
 
 
-def grey_control_row(ratio, labels, bands):
+def grey_control_row(ratio, bands):
     """The same ratio for real shapes on flat grey: how low a flat object on the zero image measures."""
     from keras_convviz import demo
 

@@ -79,11 +79,11 @@ class FeatureVisLogger(MethodLogger):
 
     def class_objective(self):
         """The class models' objective, its name and options: the class recipe under the user's options."""
-        from ..methods.featurevis import class_recipe, recipe_class_objective
+        from ..methods.featurevis import TRANSPARENCY, class_recipe, recipe_class_objective
 
         options = dict(class_recipe(*self.ctx.graph.input_shape[:2]), **self.options)
         if options["param"] == "pixel":
-            for name in ("alpha", "solid", "compact"):  # transparency: not for pixels
+            for name in TRANSPARENCY:
                 options.pop(name)
         activation = self.ctx.graph.step(self.score_layer).activation
         return recipe_class_objective(self.classes, activation) + (options,)

@@ -21,7 +21,7 @@ from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
 from ..select import num_classes, score_step
-from .featurevis import CLASS_RECIPE, class_recipe, init_batch, optimize_plan, resolve_param
+from .featurevis import CLASS_RECIPE, TRANSPARENCY, class_recipe, init_batch, optimize_plan, resolve_param
 from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
@@ -192,7 +192,7 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
             objective = class_log_probability(goal.index, goal.step, recipe.get("temperature", 1.0))
         x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
                                    penalties=(0.0,) + tuple(penalties[1:]), progress=progress,  # no l2: see param
-                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay", "alpha", "solid", "compact")
+                                   **{k: recipe[k] for k in ("zoom", "rotate", "decay") + TRANSPARENCY
                                       if k in recipe})
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)

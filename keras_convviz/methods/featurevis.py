@@ -44,7 +44,7 @@ from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matr
 
 # The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
 __all__ = ["featurevis", "FeatureVis", "optimize_plan", "init_batch", "resolve_param", "check_param", "READABLE",
-           "CLASS_RECIPE", "class_recipe", "recipe_class_objective", "check_alpha",
+           "CLASS_RECIPE", "TRANSPARENCY", "class_recipe", "recipe_class_objective", "check_alpha",
            "channel", "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
@@ -60,6 +60,8 @@ READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)
 # textures shared with other classes; the plain log probability stops once p = 1).
 CLASS_RECIPE = dict(param="fourier", steps=256, lr=0.02, decay=2.0, alpha=0.2, solid=True, compact=True, tv=0.25,
                     tv_beta=1.0, zoom=0.2, rotate=0.0, temperature=8.0)
+# The recipe's options that describe a transparent object: pixel-space class models take none of them.
+TRANSPARENCY = ("alpha", "solid", "compact")
 
 
 def class_recipe(height, width) -> dict:
