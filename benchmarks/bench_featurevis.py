@@ -113,7 +113,10 @@ def transfer_rows(model, twin, quick=False):
     real = float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
     held, labels, _ = demo.shapes(400, seed=777)
     accuracy = float(np.mean(twin.predict(held, verbose=0).argmax(1) == labels))
-    control = f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) {noise_control(twin)}"
+    # which float path: one misread image moves a class's 3-seed mean by a third, and oneDNN moves images
+    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
+    control = (f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) "
+               f"{noise_control(twin)}; oneDNN {onednn} (sweep_class_models.py: many seeds)")
     grey, grey_labels = shapes_on_grey()
     grey = hf_share(grey) / real
     bands = np.array([np.percentile(grey[grey_labels == c], [5, 95]) for c in range(4)])
