@@ -87,3 +87,18 @@ def test_out_that_is_a_file_fails_before_any_work(tmp_path, capsys, args):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists and is not a folder" in err[0]
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("command", ["featurevis", "classmodel"])
+def test_help_states_the_class_recipe_it_runs(command, capsys):
+    """``--help`` spells the recipe out as text (it must not import TensorFlow), so it can drift from it."""
+    from keras_convviz.cli import build_parser
+    from keras_convviz.methods.featurevis import CLASS_RECIPE
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"temperature {CLASS_RECIPE['temperature']:g}" in text
+    if command == "featurevis":
+        assert f"{CLASS_RECIPE['lr']:g} for classes" in text
+        assert f"(default: {CLASS_RECIPE['steps']})" in text
