@@ -41,6 +41,11 @@ def hf_share(images, cutoff=0.25):
     return power[:, f > cutoff].sum(1) / np.maximum(power.sum(axis=(1, 2)), 1e-12)
 
 
+def onednn_path():
+    """``"on"`` or ``"off"``: one misread image moves a class's 3-seed mean by a third, and oneDNN moves images."""
+    return "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
+
+
 def twin_model(seed=11, quick=False):
     """A second demo model trained here from another seed with the shipped recipe (4,000 images, 6 epochs)."""
     import keras
@@ -113,10 +118,8 @@ def transfer_rows(model, twin, quick=False):
     real = float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
     held, labels, _ = demo.shapes(400, seed=777)
     accuracy = float(np.mean(twin.predict(held, verbose=0).argmax(1) == labels))
-    # which float path: one misread image moves a class's 3-seed mean by a third, and oneDNN moves images
-    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
     control = (f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) "
-               f"{noise_control(twin)}; oneDNN {onednn} (sweep_class_models.py: many seeds)")
+               f"{noise_control(twin)}; oneDNN {onednn_path()} (sweep_class_models.py: many seeds)")
     grey, grey_labels = shapes_on_grey()
     grey = hf_share(grey) / real
     bands = np.array([np.percentile(grey[grey_labels == c], [5, 95]) for c in range(4)])

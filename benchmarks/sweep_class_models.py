@@ -14,11 +14,10 @@ their high-frequency ratio to real images. Run it once with
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
-from bench_featurevis import VARIANTS, class_models, hf_share, twin_model
+from bench_featurevis import VARIANTS, class_models, hf_share, onednn_path, twin_model
 
 
 def sweep(seeds, twin_seeds):
@@ -28,8 +27,7 @@ def sweep(seeds, twin_seeds):
     images = np.clip(class_models(model, dict(VARIANTS[0][1]), seeds)[0], 0, 1)
     classes = np.tile(np.arange(4), len(seeds))
     ratio = hf_share(images) / float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
-    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
-    print(f"{len(seeds)} seeds x 4 classes, oneDNN {onednn}; hf ratio {ratio.min():.2f}x-{ratio.max():.2f}x, "
+    print(f"{len(seeds)} seeds x 4 classes, oneDNN {onednn_path()}; hf ratio {ratio.min():.2f}x-{ratio.max():.2f}x, "
           f"{int(np.sum(ratio > 1.5))} above 1.5x, {int(np.sum(ratio < 1 / 1.5))} below 0.67x")
     for twin_seed in twin_seeds:
         p = twin_model(twin_seed).predict(images, verbose=0)
