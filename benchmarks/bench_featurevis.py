@@ -41,6 +41,13 @@ def hf_share(images, cutoff=0.25):
     return power[:, f > cutoff].sum(1) / np.maximum(power.sum(axis=(1, 2)), 1e-12)
 
 
+def real_median_share():
+    """The median :func:`hf_share` of 256 real ``demo.shapes`` images: the 1x of every ratio reported."""
+    from keras_convviz import demo
+
+    return float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
+
+
 def onednn_path():
     """``"on"`` or ``"off"``: one misread image moves a class's 3-seed mean by a third, and oneDNN moves images."""
     return "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
@@ -115,7 +122,7 @@ def transfer_rows(model, twin, quick=False):
     from keras_convviz import demo
 
     seeds, steps = ((0,), 64) if quick else ((0, 1, 2), None)
-    real = float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
+    real = real_median_share()
     held, labels, _ = demo.shapes(400, seed=777)
     accuracy = float(np.mean(twin.predict(held, verbose=0).argmax(1) == labels))
     control = (f"twin accuracy {accuracy:.3f}; twin on pink noise (circle/square/triangle/cross) "

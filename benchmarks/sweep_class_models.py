@@ -4,8 +4,8 @@
 protocol. One image misread moves a class's mean by a third, and which image
 is misread depends on float details (oneDNN on or off), so this script
 repeats the protocol over ``--seeds`` seeds and ``--twins`` twins trained
-here, and prints, per twin, the mean p per class, the misread images and
-their high-frequency ratio to real images. Run it once with
+here, and prints the class models' high-frequency ratios to real images
+and, per twin, the mean p per class and every misread image. Run it once with
 ``TF_ENABLE_ONEDNN_OPTS=0`` and once without to see both float paths::
 
     python benchmarks/sweep_class_models.py --seeds 36 --twins 11,23
@@ -17,16 +17,17 @@ import argparse
 
 import numpy as np
 
-from bench_featurevis import VARIANTS, class_models, hf_share, onednn_path, twin_model
+from bench_featurevis import VARIANTS, class_models, hf_share, onednn_path, real_median_share, twin_model
 
 
 def sweep(seeds, twin_seeds):
     from keras_convviz import demo
 
     model = demo.load_model()
-    images = np.clip(class_models(model, dict(VARIANTS[0][1]), seeds)[0], 0, 1)
+    readable_default = dict(VARIANTS[0][1])  # class_model with featurevis.CLASS_RECIPE
+    images = np.clip(class_models(model, readable_default, seeds)[0], 0, 1)
     classes = np.tile(np.arange(4), len(seeds))
-    ratio = hf_share(images) / float(np.median(hf_share(demo.shapes(256, seed=99)[0])))
+    ratio = hf_share(images) / real_median_share()
     print(f"{len(seeds)} seeds x 4 classes, oneDNN {onednn_path()}; hf ratio {ratio.min():.2f}x-{ratio.max():.2f}x, "
           f"{int(np.sum(ratio > 1.5))} above 1.5x, {int(np.sum(ratio < 1 / 1.5))} below 0.67x")
     for twin_seed in twin_seeds:
@@ -44,6 +45,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=12, help="class-model seeds 0..N-1 (default 12)")
     parser.add_argument("--twins", default="11,23", help="twin training seeds (default 11,23)")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     sweep(list(range(args.seeds)), [int(s) for s in args.twins.split(",")])
 
 
