@@ -280,7 +280,7 @@ def test_convviz_demo_command(tmp_path, capsys):
     assert main(["demo", "--logdir", logdir, "--methods", "saliency,nope"]) == 2
     assert "unknown nope" in capsys.readouterr().err
     code = main(["demo", "--logdir", logdir, "--epochs", "2", "--images", "64", "--probes", "2",
-                 "--methods", "saliency,deconv", "--quiet"])
+                 "--methods", "saliency,deconv,featurevis", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0
     assert f"tensorboard --logdir {logdir} --samples_per_plugin convviz=0" in out
@@ -288,4 +288,9 @@ def test_convviz_demo_command(tmp_path, capsys):
     assert [s for s, _, n in events["saliency/predictions/heatmap"]] == [0, 1]
     assert {t.split("/")[1] for t in events if t.startswith("deconv/")} == {
         "block1_conv2", "block2_conv2", "block3_conv2"}
+    # feature visualizations of the top-k layers' followed maps: the same maps as deconv's, so unit pages pair them
+    for layer in ("block2_conv2", "block3_conv2"):
+        vis = {t.split("/")[2][3:] for t in events if t.startswith(f"featurevis/{layer}/map")}
+        assert len(vis) == 6 and vis == {t.split("/")[2][3:] for t in events if t.startswith(f"deconv/{layer}/map")}
+    assert not any(t.startswith("featurevis/block1_conv2/") for t in events)
     assert os.path.isdir(os.path.join(logdir, "train"))  # Keras' scalars next to ours

@@ -24,6 +24,9 @@ DEMO_METHODS = {
     "occlusion": {"patch": 16, "stride": 4},
     "topk": {"k": 9},
     "classmodel": {"steps": 40, "value_range": (0, 1)},
+    # the followed top-k maps, shown on their unit pages; the class recipe's smoothing (decay 2, edge-preserving
+    # TV), since Lucid's defaults give this 64-pixel net saturated pixel-scale stripes a person cannot read
+    "featurevis": {"steps": 64, "value_range": (0, 1), "decay": 2.0, "tv": 0.25, "tv_beta": 1.0},
 }
 
 
@@ -96,7 +99,7 @@ def run(args):
     print(f"convviz demo: training the demo CNN on {args.images} synthetic images for {args.epochs} epochs; "
           f"logging {', '.join(methods)} for {args.probes} probe images ({names}) to {args.logdir}")
     cb = ConvVizCallback(args.logdir, probes, methods=methods, heldout=heldout, maps=6,
-                         layers={"deconv": blocks, "topk": blocks[-2:]}, targets=[int(c) for c in probe_labels],
+                         layers={"deconv": blocks, "topk": blocks[-2:], "featurevis": blocks[-2:]}, targets=[int(c) for c in probe_labels],
                          class_names=demo.CLASS_NAMES)
     tensorboard = keras.callbacks.TensorBoard(log_dir=args.logdir, write_graph=False)
     start = time.perf_counter()
