@@ -24,9 +24,8 @@ DEMO_METHODS = {
     "occlusion": {"patch": 16, "stride": 4},
     "topk": {"k": 9},
     "classmodel": {"steps": 40, "value_range": (0, 1)},
-    # the followed top-k maps, shown on their unit pages; the class recipe's smoothing (decay 2, edge-preserving
-    # TV), since Lucid's defaults give this 64-pixel net saturated pixel-scale stripes a person cannot read
-    "featurevis": {"steps": 64, "value_range": (0, 1), "decay": 2.0, "tv": 0.25, "tv_beta": 1.0},
+    # the followed top-k maps, shown on their unit pages; run() adds the class recipe's smoothing
+    "featurevis": {"steps": 64, "value_range": (0, 1)},
 }
 
 
@@ -58,6 +57,17 @@ def _methods(text):
         raise ValueError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from "
                          f"{', '.join(DEMO_METHODS)} or 'all'")
     return {n: DEMO_METHODS[n] for n in names}
+
+
+def with_recipe_smoothing(methods):
+    """``featurevis`` with the class recipe's spectrum decay and edge-preserving TV: Lucid's defaults give
+    this 64-pixel net saturated pixel-scale noise or stripes a person cannot read (imports TensorFlow)."""
+    if "featurevis" not in methods:
+        return methods
+    from ..methods.featurevis import CLASS_RECIPE
+
+    smoothing = {k: CLASS_RECIPE[k] for k in ("decay", "tv", "tv_beta")}
+    return dict(methods, featurevis=dict(methods["featurevis"], **smoothing))
 
 
 def probe_images(count, seed):
@@ -98,9 +108,9 @@ def run(args):
     names = ", ".join(demo.CLASS_NAMES[int(c)] for c in probe_labels)
     print(f"convviz demo: training the demo CNN on {args.images} synthetic images for {args.epochs} epochs; "
           f"logging {', '.join(methods)} for {args.probes} probe images ({names}) to {args.logdir}")
-    cb = ConvVizCallback(args.logdir, probes, methods=methods, heldout=heldout, maps=6,
-                         layers={"deconv": blocks, "topk": blocks[-2:], "featurevis": blocks[-2:]}, targets=[int(c) for c in probe_labels],
-                         class_names=demo.CLASS_NAMES)
+    cb = ConvVizCallback(args.logdir, probes, methods=with_recipe_smoothing(methods), heldout=heldout, maps=6,
+                         layers={"deconv": blocks, "topk": blocks[-2:], "featurevis": blocks[-2:]},
+                         targets=[int(c) for c in probe_labels], class_names=demo.CLASS_NAMES)
     tensorboard = keras.callbacks.TensorBoard(log_dir=args.logdir, write_graph=False)
     start = time.perf_counter()
     demo.train(model=model, n=args.images, epochs=args.epochs, seed=args.seed, verbose=0 if args.quiet else 1,

@@ -21,7 +21,8 @@ from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
 from ..select import num_classes, score_step
-from .featurevis import CLASS_RECIPE, TRANSPARENCY, class_recipe, init_batch, optimize_plan, resolve_param
+from .featurevis import (CLASS_RECIPE, TRANSPARENCY, class_recipe, init_batch, optimize_plan, recipe_score,
+                         resolve_param)
 from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
@@ -212,9 +213,8 @@ def _defaults(graph, param, feature, head, given):
         defaults = dict(PIXEL_DEFAULTS)
     else:
         recipe = class_recipe(*graph.input_shape[:2])
-        probability = head.activation in ("softmax", "sigmoid")
         defaults = dict({k: recipe[k] for k in ("steps", "lr", "jitter", "tv", "tv_beta")},
-                        score="log_probability" if probability else "logit")
+                        score=recipe_score(head.activation))
         recipe = dict(recipe, temperature=CLASS_RECIPE["temperature"])
     options = {k: defaults[k] if v is None else v for k, v in given.items()}
     if given["score"] is not None or options["score"] == "logit":

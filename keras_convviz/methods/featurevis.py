@@ -44,7 +44,7 @@ from .parameterize import PARAMS, TRANSFORM_SLOTS, Parameterization, colour_matr
 
 # The objectives and the colour matrix are re-exported: ``from keras_convviz.methods.featurevis import channel``.
 __all__ = ["featurevis", "FeatureVis", "optimize_plan", "init_batch", "resolve_param", "check_param", "READABLE",
-           "CLASS_RECIPE", "TRANSPARENCY", "class_recipe", "recipe_class_objective", "check_alpha",
+           "CLASS_RECIPE", "TRANSPARENCY", "class_recipe", "recipe_score", "recipe_class_objective", "check_alpha",
            "channel", "neuron", "direction", "diversity", "class_logit", "class_log_probability", "colour_matrix"]
 
 # The readable defaults (Lucid's): Fourier + colour decorrelation, rotation +-10 degrees, scale +-10 %.
@@ -71,10 +71,15 @@ def class_recipe(height, width) -> dict:
     return dict(options, jitter=max(1, min(height, width) // 10))
 
 
+def recipe_score(head_activation) -> str:
+    """The recipe's class score: ``"log_probability"`` for a softmax or sigmoid head, else ``"logit"``."""
+    return "log_probability" if head_activation in ("softmax", "sigmoid") else "logit"
+
+
 def recipe_class_objective(targets, head_activation, output=None):
     """The recipe's class objective: the log probability at the recipe's temperature for a softmax or
-    sigmoid head, else the logit. Returns ``(objective, name)``."""
-    if head_activation in ("softmax", "sigmoid"):
+    sigmoid head, else the logit (:func:`recipe_score`). Returns ``(objective, name)``."""
+    if recipe_score(head_activation) == "log_probability":
         temperature = CLASS_RECIPE["temperature"]
         return (obj.class_log_probability(targets, output, temperature),
                 f"class log probability (T={temperature:g})")
