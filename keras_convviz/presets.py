@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Preset", "load", "NAMES", "imagenet_class_names"]
+__all__ = ["Preset", "load", "NAMES", "imagenet_class_names", "download_error"]
 
 NAMES = ("vgg16", "mobilenet", "demo", "hed")
 
@@ -126,6 +126,14 @@ def _weights_arg(weights):
     return os.fspath(weights)
 
 
+def download_error(name, err) -> ValueError:
+    """The one-line ``ValueError`` for a failed ImageNet download of ``name``, naming the offline choices."""
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ValueError(f"could not download the ImageNet weights for {name} ({reason}); use --weights none for "
+                      f"untrained geometry, --model demo for the offline demo model, or --weights PATH for a "
+                      f"local weights file.")
+
+
 def _application(builder, name, weights, size):
     weights = _weights_arg(weights)
     try:
@@ -134,12 +142,7 @@ def _application(builder, name, weights, size):
         raise
     except Exception as err:  # URLError, HTTPError, OSError, ... from the download
         if weights == "imagenet":
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ValueError(
-                f"could not download the ImageNet weights for {name} ({reason}); use "
-                f"--weights none for untrained geometry, --model demo for the offline "
-                f"demo model, or --weights PATH for a local weights file."
-            ) from None
+            raise download_error(name, err) from None
         raise ValueError(f"could not load weights {weights!r} into {name}: {err}") from None
 
 
