@@ -199,6 +199,8 @@ def load(name, weights="imagenet", size=None, seed=0):
         )
     graph = walk(model)
     defaults = graph.block_ends()
+    if key.startswith("efficientnet-lite"):  # the rectified maps that end each resolution, not the convs
+        defaults = [f"{name[:-len('_conv')]}_activation" for name in defaults]
     mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.0,) * 3 if key.startswith("efficientnet") else (127.5,) * 3
     return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults, mean)
 
