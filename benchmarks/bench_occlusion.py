@@ -16,17 +16,22 @@ import numpy as np
 from common import interleaved_medians, row
 
 
-def rows(quick=False):
+def vgg16_case():
+    """VGG16 (weights=None) at 224 on a random image: ``(model, x, target, label)``."""
     import keras
+
+    model = keras.applications.VGG16(weights=None)
+    x = np.random.default_rng(0).uniform(-100, 100, (1, 224, 224, 3)).astype(np.float32)
+    return model, x, 3, "VGG16@224"
+
+
+def rows(quick=False, case=vgg16_case):
     import tensorflow as tf
 
     from keras_convviz.methods.occlusion import grid_origins, occlusion
 
-    model = keras.applications.VGG16(weights=None)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-100, 100, (1, 224, 224, 3)).astype(np.float32)
+    model, x, target, label = case()
     patch = stride = 32
-    target = 3
     oys = grid_origins(224, patch, stride)
     occluded = []
     mean = x[0].reshape(-1, 3).mean(0)
@@ -72,17 +77,17 @@ def rows(quick=False):
     out = []
     if "tfx" in times:
         r = times["ours"] / times["tfx"]
-        out.append(row("occlusion VGG16@224 p32 s32 vs tf-explain OcclusionSensitivity",
+        out.append(row(f"occlusion {label} p32 s32 vs tf-explain OcclusionSensitivity",
                        f"{r:.2f}x ({times['ours']:.1f} s vs {times['tfx']:.1f} s)", "<= 0.8x", r <= 0.8,
                        f"tf-explain / plain forwards = {times['tfx'] / times['plain']:.2f}x"))
     else:
-        out.append(row("occlusion VGG16@224 vs tf-explain", "not run", "<= 0.8x", None, tfx_error[:80]))
+        out.append(row(f"occlusion {label} vs tf-explain", "not run", "<= 0.8x", None, tfx_error[:80]))
     r = times["ours"] / times["plain"]
-    out.append(row("occlusion VGG16@224 p32 s32 (incremental) vs 49 plain batched forwards",
+    out.append(row(f"occlusion {label} p32 s32 (incremental) vs 49 plain batched forwards",
                    f"{r:.2f}x ({times['ours']:.1f} s vs {times['plain']:.1f} s)", "<= 1.15x", r <= 1.15,
                    f"max |p - p_full| = {diff:.1e}"))
     r = times["ours_full"] / times["plain"]
-    out.append(row("occlusion VGG16@224 p32 s32 (incremental=False) vs 49 plain batched forwards",
+    out.append(row(f"occlusion {label} p32 s32 (incremental=False) vs 49 plain batched forwards",
                    f"{r:.2f}x ({times['ours_full']:.1f} s vs {times['plain']:.1f} s)", "<= 1.15x", r <= 1.15,
                    "includes the 1 unoccluded pass"))
     return out
