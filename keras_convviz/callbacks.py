@@ -30,8 +30,8 @@ import numpy as np
 
 from tb_plugin import metadata as md
 
-from . import render
 from .checks import non_negative_int, resolve_targets
+from .convention import display_for, value_range_display
 from .graph import walk
 from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
@@ -65,20 +65,6 @@ METHODS = {
     "classmodel": ClassModelLogger,
     "boxfilter": BoxFilterLogger,
 }
-
-
-def _default_display(x):
-    """Model inputs -> RGB uint8 for display: [0, 1] or [0, 255] as is, else min-max per image."""
-    x = np.asarray(x, np.float64)
-    if x.shape[-1] == 1:
-        x = np.repeat(x, 3, -1)
-    x = x[..., :3]
-    lo, hi = x.min(), x.max()
-    if lo >= 0 and hi <= 1:
-        return render.to_uint8(x)
-    if lo >= 0 and hi <= 255:
-        return np.clip(x + 0.5, 0, 255).astype(np.uint8)
-    return np.stack([render.to_uint8(render.normalize(im)) for im in x])
 
 
 class FollowedMaps:
@@ -146,20 +132,28 @@ class ConvVizCallback(keras.callbacks.Callback):
         the first log (fixed afterwards), a fraction, or explicit indices.
       heldout: images for ``topk`` (the strongest activations over this set).
       display: function mapping model inputs to RGB uint8 for display
-        (a preset's ``deprocess``); default: inputs in [0, 1] or [0, 255] as
-        they are, anything else min-max scaled per image.
+        (a preset's ``deprocess``); default: the ``input_range``'s, else the
+        model's leading ``Rescaling``/``Normalization`` layer's (raw 0..255
+        inputs), else inputs in [0, 1] or [0, 255] as they are, anything else
+        min-max scaled per image. ``input_convention`` says which was used.
       run: the run (sub-folder of ``log_dir``) to write to.
       log_at_train_end: also log after the last epoch when it was skipped.
       class_names: one name per class, shown by the dashboard with every
-        prediction and explained class (a preset's ``class_names``).
+        prediction and explained class (a preset's ``class_names``), and on
+        the class models ("Egyptian cat (285)").
+      input_range: ``"0,255"``, ``"0,1"`` or ``"-1,1"``: the values the
+        model's inputs take for 0..255 pixels, for display (as
+        ``presets.load(..., input_range=)``).
     """
 
 
     def __init__(self, log_dir, probe_inputs, methods=DEFAULT_METHODS, layers=None, every_n_epochs=1,
                  every_n_batches=None, targets=None, maps=9, heldout=None, display=None, run="convviz",
-                 log_at_train_end=True, class_names=None):
+                 log_at_train_end=True, class_names=None, input_range=None):
         super().__init__()
         self.class_names = class_names
+        self.input_range = input_range
+        self.input_convention = None  # set by configure(): how inputs are shown
         self._step_ranges = {}
         self.log_dir = os.fspath(log_dir)
         self.run = run
@@ -174,7 +168,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         self.maps = maps
         self.heldout = heldout
         self.user_display = display
-        self.display = display or _default_display
+        self.display = display or value_range_display
         self.log_at_train_end = log_at_train_end
         self.loggers = {}
         self.failed = {}
@@ -234,14 +228,15 @@ class ConvVizCallback(keras.callbacks.Callback):
         """Check everything against the model; raises ``ValueError`` naming the fix."""
         self._check_arguments()
         graph = walk(self.model)
+        deprocess = self._resolve_display()
         self._check_inputs(graph)
         self._followed = FollowedMaps(graph, self.probe, self.maps)
         self._class_names = check_class_names(self.class_names, num_classes(graph))
         context = LogContext(
             graph=graph, probe=self.probe, targets=self.targets, image_size=self.image_size, write=self._write,
             fixed_maps=self._followed.fixed, follow=self._followed.follow, layer_spec=self.layers,
-            map_spec=self.maps, deprocess=self.user_display, heldout=self.heldout,
-            heldout_display=self.heldout_display)
+            map_spec=self.maps, deprocess=deprocess, heldout=self.heldout,
+            heldout_display=self.heldout_display, class_names=self._class_names)
         loggers = {}
         for name, opts in self.method_options.items():
             logger = METHODS[name](name, opts, context)
@@ -253,6 +248,11 @@ class ConvVizCallback(keras.callbacks.Callback):
         self.loggers = loggers
         self.probe_display = self.display(self.probe)
         self._configured = True
+
+    def _resolve_display(self):
+        """Pick the display of model inputs (:func:`convention.display_for`); returns the loggers' ``deprocess``."""
+        self.display, deprocess, self.input_convention = display_for(self.model, self.user_display, self.input_range)
+        return deprocess
 
     def fixed_maps(self, layer):
         """The maps of ``layer`` followed across logs, chosen at the first log (see :class:`FollowedMaps`)."""

@@ -102,7 +102,19 @@ def main(argv=None):
                 signal.signal(number, signal.SIG_IGN)
 
 
+def attach_negative_values(argv, options=("--input-range",)):
+    """``--input-range -1,1`` -> ``--input-range=-1,1``: argparse takes a value like ``-1,1`` for an option."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in options and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _run(argv):
+    argv = attach_negative_values(argv)
     command = next((a for a in argv if not a.startswith("-")), "")
     try:
         parser = build_parser()

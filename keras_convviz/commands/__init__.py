@@ -21,6 +21,12 @@ def add_model_args(parser, default="demo"):
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the untrained --weights none model and of any noise or jitter, so "
                              "runs repeat exactly (default: %(default)s)")
+    parser.add_argument("--input-range", default=None, choices=("0,255", "0,1", "-1,1"), metavar="LO,HI",
+                        help="a model file's input values for 0..255 pixels: 0,255 (raw), 0,1 (x/255) or -1,1 "
+                             "(x/127.5-1). Default: raw pixels when the model starts with a Rescaling or "
+                             "Normalization layer, else x/255 (assumed, and said so)")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="the model's class names: one per line, or a JSON list, one per output unit")
 
 
 def add_fit_arg(parser):
@@ -53,8 +59,11 @@ def fit_image(args, preset, image):
     from ..fit import describe
 
     placement = preset.placement(image, args.fit)
-    if placement.photo != placement.size:  # nothing to say when the photo is the input's size
-        print(describe(placement))
+    said = [f"input: {preset.input_convention}"] if preset.input_convention else []
+    if placement.photo != placement.size:
+        print("; ".join([describe(placement)] + said))
+    elif preset.convention is not None:  # a model file's convention is always said, even with no fitting
+        print("; ".join(said))
     return preset.prepare([image], fit=args.fit), placement
 
 
@@ -68,7 +77,11 @@ def warn_blank(args, values, what, kind="gradients"):
 def load_preset(args, size=None):
     from ..presets import load
 
-    preset = load(args.model, weights=args.weights, size=size, seed=args.seed)
+    preset = load(args.model, weights=args.weights, size=size, seed=args.seed,
+                  input_range=getattr(args, "input_range", None), class_names=getattr(args, "class_names", None))
+    fits_one = hasattr(args, "image") or hasattr(args, "input")  # fit_image says it with the fit
+    if preset.convention is not None and not fits_one and getattr(args, "command", None) != "layers":
+        print(f"input: {preset.input_convention}")
     if str(args.weights).lower() == "none":  # stdout: stderr stays one line when a later check fails
         print(f"convviz: --weights none: untrained {preset.name} with weights drawn from --seed {args.seed} "
               f"(reproducible); its maps explain random weights, not a trained network")
@@ -177,24 +190,10 @@ def class_index(text, preset, classes):
     """``--target`` text -> a class index: an int, or a class name (case-insensitive).
 
     ``None`` stays None (the predicted class). A single-unit output has
-    classes 0 and 1. Unknown names list the closest ones.
+    classes 0 and 1. Unknown names list the closest ones (keras_convviz.labels).
     """
+    from ..labels import class_index as resolve
+
     if text is None:
         return None
-    text = str(text).strip()
-    limit = max(int(classes), 2)
-    try:
-        index = int(text)
-    except ValueError:
-        names = [str(n).lower() for n in (preset.class_names or [])]
-        if text.lower() in names:
-            return names.index(text.lower())
-        import difflib
-
-        close = difflib.get_close_matches(text.lower(), names, n=3, cutoff=0.5)
-        hint = f" Closest: {', '.join(close)}." if close else ""
-        raise ValueError(f"--target {text!r} is neither a class index 0..{limit - 1} nor a class name "
-                         f"of this model.{hint}") from None
-    if not 0 <= index < limit:
-        raise ValueError(f"--target {index} is outside the model's classes 0..{limit - 1}")
-    return index
+    return resolve(text, preset.class_names, classes, "--target")

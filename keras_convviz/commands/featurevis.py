@@ -65,7 +65,7 @@ def _objective(args, preset):
         else:
             objective = (obj.class_logit if args.score == "logit" else obj.class_log_probability)(targets)
         names = [f"featurevis_class_{t}_{slug(preset.class_name(t))}.png" for t in targets]
-        return objective, names, "featurevis_class_grid.png", [preset.class_name(t) for t in targets]
+        return objective, names, "featurevis_class_grid.png", [preset.class_label(t) for t in targets]
     if args.channels is None:
         raise ValueError("--layer needs --channels K[,K...], the channels to visualize")
     channels = _channels(args.channels)

@@ -105,7 +105,7 @@ def run(args):
                media.save_png(output_name(args, method, "overlay"), enlarge(blended))]
     print("top classes:")
     for rank, c in enumerate(top, 1):
-        print(f"  {rank}. {preset.class_name(c)} ({int(c)}): {probs[c]:.3f}")
-    print(f"explained: {preset.class_name(explained)} ({explained}), p = {probs[explained]:.3f}")
+        print(f"  {rank}. {preset.class_label(c)}: {probs[c]:.3f}")
+    print(f"explained: {preset.class_label(explained)}, p = {probs[explained]:.3f}")
     print(f"wrote {len(written)} files to {args.out}: " + ", ".join(os.path.basename(p) for p in written))
     return 0

@@ -96,6 +96,6 @@ def _print_summary(result, preset, patch, stride):
     i, j = np.unravel_index(np.argmin(prob), prob.shape)
     y0, y1, x0, x1 = result.window(i, j)
     tgt = int(result.target[0])
-    print(f"{preset.class_name(tgt)}: p={result.base_probability[0]:.3f} unoccluded, "
+    print(f"{preset.class_label(tgt)}: p={result.base_probability[0]:.3f} unoccluded, "
           f"min {prob.min():.3f} with the {patch}px square at rows {y0}..{y1 - 1}, cols {x0}..{x1 - 1} "
           f"({prob.shape[0]}x{prob.shape[1]} positions, stride {stride})")

@@ -112,7 +112,7 @@ def _classes(args, preset, options):
         raise ValueError("--map needs --layer L")
     targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
     score = (args.score or f"log_probability (temperature {CLASS_RECIPE['temperature']:g})").replace("_", " ")
-    print(f"maximizing the {score} of {', '.join(preset.class_name(t) for t in targets)}")
+    print(f"maximizing the {score} of {', '.join(preset.class_label(t) for t in targets)}")
     result = class_model(preset.model, targets, score=args.score, **options)
     probs = result.probabilities
     if probs.shape[-1] == 1:  # single-unit sigmoid: class 1's probability, class 0 its complement
@@ -121,10 +121,10 @@ def _classes(args, preset, options):
     for i, t in enumerate(targets):
         p, z = float(probs[i, t]), result.logits[i]
         logit = float(z[t]) if z.shape[-1] > 1 else float(z[0]) * (1.0 if t else -1.0)
-        titles.append(f"{preset.class_name(t)} p={p:.2f}")
+        titles.append(f"{preset.class_label(t)} p={p:.2f}")
         names.append(f"classmodel_{t}_{slug(preset.class_name(t))}.png")
-        print(f"{preset.class_name(t)} (class {t}): logit {logit:.3f}, probability {p:.4f}, "
-              f"predicted {preset.class_name(int(np.argmax(probs[i])))}")
+        print(f"{preset.class_label(t)}: logit {logit:.3f}, probability {p:.4f}, "
+              f"predicted {preset.class_label(int(np.argmax(probs[i])))}")
     return result, titles, names, "classmodel_grid.png"
 
 

@@ -9,11 +9,13 @@ class names) and the strongest feature map's activity, drawn from an
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .. import render
+from ..labels import class_label
 
 __all__ = ["figure"]
 
@@ -32,7 +34,7 @@ def figure(image, result, index=0, class_names=None, cell=160, placement=None, r
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = render.to_uint8(image)
-    name = (lambda k: class_names[k] if class_names is not None and 0 <= k < len(class_names) else f"class {k}")
+    name = functools.partial(class_label, names=class_names)  # "Egyptian cat (285)", or "class 281"
     tgt = int(result.target[index])
     prob = result.probability[index]
     panels = [
@@ -45,8 +47,8 @@ def figure(image, result, index=0, class_names=None, cell=160, placement=None, r
         panels = [image] + _on_photo(result, index, placement, image.shape[:2])
     size = (cell, max(1, round(cell * image.shape[1] / image.shape[0])))
     titles = [
-        f"input ({name(tgt)} p={result.base_probability[index]:.2f})",
-        f"p({name(tgt)}) {prob.min():.2f}..{prob.max():.2f}",
+        f"input: {name(tgt)} p={result.base_probability[index]:.2f}",
+        f"p(class {tgt}) {prob.min():.2f}..{prob.max():.2f}",
         "most probable class",
         f"{result.layer} map {int(result.map_index[index])}",
     ]

@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import json
 import numbers
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -39,7 +39,8 @@ class LogContext:
     labels=)`` adds one blob sequence; ``fixed_maps(layer)`` gives the maps of
     ``layer`` chosen at the first log; ``follow(layers)`` adds layers whose
     maps are chosen together at that first log. ``deprocess`` is the user's
-    display function (None: the callback's default display).
+    display function (None: the callback's default display); ``class_names``
+    label the class images.
     """
 
     graph: Graph
@@ -54,6 +55,7 @@ class LogContext:
     deprocess: Optional[Callable] = None
     heldout: Any = None
     heldout_display: Optional[np.ndarray] = None
+    class_names: Optional[Sequence[str]] = None  # checked, one per class: labels "Egyptian cat (285)"
 
     def layers_for(self, method, default):
         """The layers chosen for ``method`` (``layers=`` as a list, a dict per method, or the default)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import indices, positive_int
+from ..labels import class_label
 from ..select import num_classes, score_step
 from .base import MethodLogger
 
@@ -75,7 +76,7 @@ class FeatureVisLogger(MethodLogger):
             result = self.fn(self.ctx.graph, objective, **options)
             for c, image in zip(self.classes, self.shown(result)):
                 self.write(self.score_layer, f"class{c:04d}", [image], step, "image",
-                           params=dict(params, objective=name, target=c), labels=[f"class {c}"])
+                           params=dict(params, objective=name, target=c), labels=[class_label(c, self.ctx.class_names)])
 
     def class_objective(self):
         """The class models' objective, its name and options: the class recipe under the user's options."""

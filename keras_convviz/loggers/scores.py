@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import indices
+from ..labels import class_label
 from ..select import num_classes, score_step
 from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
 
@@ -156,4 +157,4 @@ class ClassModelLogger(MethodLogger):
         params = {k: v for k, v in self.options.items() if isinstance(v, (int, float, str, bool, list, tuple))}
         for c, img in zip(self.classes, images):
             self.write(self.score_layer, f"class{c:04d}", [img], step, "image", params=dict(params, target=c),
-                       labels=[f"class {c}"])
+                       labels=[class_label(c, self.ctx.class_names)])
