@@ -15,11 +15,13 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CLASS_NAMES", "SIZE", "shapes", "shape_mask", "build_model", "load_model", "train", "WEIGHTS"]
+__all__ = ["CLASS_NAMES", "SIZE", "shapes", "shape_mask", "build_model", "load_model", "train", "WEIGHTS",
+           "SAMPLE_PHOTOS", "sample_names", "write_samples"]
 
 CLASS_NAMES = ("circle", "square", "triangle", "cross")
 SIZE = 64
 WEIGHTS = "demo.weights.h5"
+SAMPLE_PHOTOS = ("chelsea", "coffee", "camera", "astronaut", "rocket")  # bundled with scikit-image, offline
 
 
 def _background(rng):
@@ -107,6 +109,39 @@ def build_model():
     x = layers.Dropout(0.2, name="dropout")(x)
     outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="convviz_demo")
+
+
+def sample_names(photos=True):
+    """The file names :func:`write_samples` writes: one shape per class, then (``photos``) the photographs."""
+    return [f"{name}.png" for name in CLASS_NAMES + (SAMPLE_PHOTOS if photos else ())]
+
+
+def write_samples(folder, seed=0):
+    """Write images for the README's CLI examples into ``folder``; returns their paths.
+
+    ``circle.png`` ... ``cross.png``: one 64x64 image per class, the first of
+    each in ``shapes(64, seed)``; and, when scikit-image is installed, its
+    bundled photographs ``chelsea.png``, ``coffee.png``, ``camera.png``,
+    ``astronaut.png``, ``rocket.png`` (``SAMPLE_PHOTOS``; grayscale stays
+    grayscale). Without scikit-image only the shapes are written.
+    """
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    images, labels, _ = shapes(64, seed=seed)
+    pictures = {name: np.round(images[int(np.argmax(labels == c))] * 255).astype(np.uint8)
+                for c, name in enumerate(CLASS_NAMES)}
+    try:
+        from skimage import data
+    except ImportError:
+        data = None
+    if data is not None:
+        pictures.update({name: getattr(data, name)() for name in SAMPLE_PHOTOS})
+    written = []
+    for name, picture in pictures.items():
+        written.append(os.path.join(folder, f"{name}.png"))
+        Image.fromarray(np.ascontiguousarray(picture)).save(written[-1])
+    return written
 
 
 def weights_path():

@@ -45,3 +45,33 @@ def test_shipped_model_accuracy_and_size():
     assert demo.weights_path().stat().st_size <= 2_000_000
     kinds = {type(l).__name__ for l in model.layers}
     assert {"MaxPooling2D", "BatchNormalization", "Conv2D"} <= kinds
+
+
+def test_write_samples_shapes_and_photos_are_readable(tmp_path):
+    """``convviz demo``'s sample images (the README's CLI examples name them): one shape per class,
+    scikit-image's photographs, each readable by the CLI's own reader at its own size."""
+    from skimage import data
+
+    from keras_convviz import media
+
+    written = demo.write_samples(str(tmp_path / "samples"), seed=1)
+    assert [p.rsplit("/", 1)[-1] for p in written] == demo.sample_names()
+    images, labels, _ = demo.shapes(64, seed=1)
+    for c, name in enumerate(demo.CLASS_NAMES):
+        picture = media.read_image(str(tmp_path / "samples" / f"{name}.png"))
+        first = images[int(np.flatnonzero(labels == c)[0])]
+        assert picture.shape == (64, 64, 3) and picture.dtype == np.uint8
+        np.testing.assert_allclose(picture, first * 255, atol=0.5)  # the class's own shape, lossless
+    chelsea = media.read_image(str(tmp_path / "samples" / "chelsea.png"))
+    np.testing.assert_array_equal(chelsea, data.chelsea())
+    camera = media.read_image(str(tmp_path / "samples" / "camera.png"))  # grayscale, converted on read
+    assert camera.shape == (512, 512, 3)
+
+
+def test_write_samples_without_scikit_image_writes_the_shapes_only(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # "import skimage" raises ImportError
+    written = demo.write_samples(str(tmp_path))
+    assert sorted(p.rsplit("/", 1)[-1] for p in written) == sorted(demo.sample_names(photos=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(demo.sample_names(photos=False))

@@ -2,7 +2,8 @@
 
 Offline: synthetic shapes, no download. Keras' progress bar shows training;
 the ConvViz callback logs after every epoch, next to Keras' own TensorBoard
-scalars in the same log directory.
+scalars in the same log directory. Sample images for the README's CLI examples
+go to ``<logdir>/samples/`` (``keras_convviz.demo.write_samples``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def run(args):
     names = ", ".join(demo.CLASS_NAMES[int(c)] for c in probe_labels)
     print(f"convviz demo: training the demo CNN on {args.images} synthetic images for {args.epochs} epochs; "
           f"logging {', '.join(methods)} for {args.probes} probe images ({names}) to {args.logdir}")
+    samples = demo.write_samples(os.path.join(args.logdir, "samples"), seed=args.seed)
+    print(f"convviz demo: wrote {len(samples)} sample images for the CLI examples to "
+          f"{os.path.dirname(samples[0])} ({', '.join(os.path.basename(p) for p in samples)})")
     cb = ConvVizCallback(args.logdir, probes, methods=with_recipe_smoothing(methods), heldout=heldout, maps=6,
                          layers={"deconv": blocks, "topk": blocks[-2:], "featurevis": blocks[-2:]},
                          targets=[int(c) for c in probe_labels], class_names=demo.CLASS_NAMES)
