@@ -205,6 +205,8 @@ def load(name, weights="imagenet", size=None, seed=0, input_range=None, class_na
     if class_names is not None:
         classes = given_class_names(class_names, model)
     defaults = walk(model).block_ends()
+    if key.startswith("efficientnet-lite"):  # the rectified maps that end each resolution, not the convs
+        defaults = [f"{layer[:-len('_conv')]}_activation" for layer in defaults]
     shown = key if key in NAMES else os.path.basename(str(name))
     return Preset(shown, model, pre, de, classes, defaults, tuple(mean), text, found)
 
