@@ -16,7 +16,7 @@ import uuid
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -134,7 +134,8 @@ def read_image(path, frame=0, max_pixels=None):
             )
         img.seek(frame)
         img.load()
-        return _to_rgb8(img)
+        # phones store the sensor's pixels plus an EXIF orientation tag; show the photo as it was taken
+        return _to_rgb8(ImageOps.exif_transpose(img))
 
 
 def _open_video(path):

@@ -147,3 +147,47 @@ def test_resize_and_atomic_png(tmp_path):
     with pytest.raises(Exception):
         media.save_png(tmp_path / "sub" / "y.png", np.zeros((2, 2, 7), np.uint8))
     assert sorted(os.listdir(out.parent)) == ["x.png"]
+
+
+# EXIF orientation (the tag phones write instead of rotating the pixels), by the EXIF 2.3 table:
+# what to do to the stored pixels to show the photo as taken, written with numpy, not PIL
+EXIF_DISPLAY = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+                5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+                7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+
+def _photo_with_orientation(path, pixels, orientation, fmt):
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    img.save(path, format=fmt, exif=exif.tobytes())
+
+
+def test_exif_orientation_is_applied_for_phone_photos(tmp_path):
+    """Tags 3, 6 and 8 (upside down, on either side) and the mirrored ones: every reader sees the upright photo."""
+    pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3) * 2
+    for orientation, display in EXIF_DISPLAY.items():
+        path = tmp_path / f"phone_{orientation}.png"
+        _photo_with_orientation(path, pixels, orientation, "PNG")
+        np.testing.assert_array_equal(media.read_image(path), display(pixels), err_msg=f"orientation {orientation}")
+        np.testing.assert_array_equal(media.read_input(path), display(pixels))
+    jpeg = tmp_path / "phone.jpg"  # JPEG is where phones write the tag: shape says the turn was applied
+    _photo_with_orientation(jpeg, np.zeros((16, 32, 3), np.uint8), 6, "JPEG")
+    assert media.read_image(jpeg).shape == (32, 16, 3)
+
+
+def test_exif_orientation_property():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, strategies as st
+    import tempfile
+
+    @given(st.integers(1, 8), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2 ** 31))
+    def check(orientation, height, width, seed):
+        pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "p.png")
+            _photo_with_orientation(path, pixels, orientation, "PNG")
+            np.testing.assert_array_equal(media.read_image(path), EXIF_DISPLAY[orientation](pixels))
+
+    assert hypothesis
+    check()
