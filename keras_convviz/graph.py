@@ -18,15 +18,7 @@ import keras
 __all__ = ["Graph", "Step", "Values", "walk", "layer_kind", "POINTWISE"]
 
 
-# Layer kinds with a kernel that moves over the image.
-_CONV = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
-_POOL = ("MaxPooling2D", "AveragePooling2D")
-_MERGE = ("Add", "Concatenate", "Multiply", "Subtract", "Average", "Maximum", "Minimum")
-# Pointwise layers: same shape in and out, each output pixel depends on the
-# same input pixel only, so they run unchanged on any window of a map.
-POINTWISE = ("BatchNormalization", "ReLU", "Activation", "Dropout", "SpatialDropout2D",
-             "GaussianNoise", "GaussianDropout", "AlphaDropout", "LeakyReLU", "ELU",
-             "Rescaling", "Normalization", "Identity")
+from .layerkinds import POINTWISE, activation_of, layer_kind  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,6 +39,15 @@ class Step:
     kind: str  # conv | maxpool | avgpool | zeropad | crop | merge | other
     activation: str  # linear | relu | relu6 | softmax | sigmoid | other
     fused: bool  # activation applied inside the layer (Conv2D(..., activation=...))
+    arg_ids: dict = dataclasses.field(default_factory=dict)  # the node's tensor ids -> this call's ids
+
+    def fill_in(self, values):
+        """The layer call's ``(args, kwargs)`` with this call's values from ``values`` (canonical ids).
+
+        A layer of a nested model called twice has one Keras node for both
+        calls; ``arg_ids`` says which call's inputs this step reads.
+        """
+        return self.node.arguments.fill_in(_CallValues(values, self.arg_ids))
 
     @property
     def type_name(self):
@@ -236,6 +237,19 @@ class _Aliases(dict):
         return tid
 
 
+class _CallValues:
+    """``values`` read through one step's ``arg_ids`` (what ``NodeArguments.fill_in`` looks up)."""
+
+    def __init__(self, values, arg_ids):
+        self.values, self.arg_ids = values, arg_ids
+
+    def __getitem__(self, raw):
+        return self.values[self.arg_ids.get(raw, raw)]
+
+    def get(self, raw, default=None):
+        return self.values.get(self.arg_ids.get(raw, raw), default)
+
+
 class Values(dict):
     """Values keyed by canonical id, readable by a node's own (aliased) ids."""
 
@@ -252,14 +266,13 @@ class Values(dict):
 
 def _walk(model):
     fn = _functional(model)
-    aliases = _Aliases()
-    steps = []
+    steps, scope = [], {}
     input_ids = tuple(id(t) for t in fn.inputs)
-    _walk_function(fn, list(input_ids), aliases, steps, set(input_ids))
-    output_ids = tuple(aliases.canon(id(t)) for t in fn.outputs)
+    _walk_function(fn, list(input_ids), _Ids(), steps, scope)
+    output_ids = tuple(scope[id(t)] for t in fn.outputs)
     input_shapes = tuple(tuple(t.shape[1:]) for t in fn.inputs)
     graph = Graph(model, steps, input_ids, output_ids, input_shapes)
-    graph.aliases = aliases
+    graph.aliases = _Aliases()  # every step resolves its own arguments (Step.arg_ids): nothing to alias
     # A nested base built with input_shape=(None, None, 3) records unknown
     # sizes in its own graph; re-deriving every shape from the outer inputs
     # gives each step its real spatial size.
@@ -290,7 +303,7 @@ def infer_shapes(graph, hw=None, dtypes=None):
             shapes[step.name] = None
             continue
         try:
-            args, kwargs = step.node.arguments.fill_in(values)
+            args, kwargs = step.fill_in(values)
             kwargs.pop("training", None)
             outs = tree.flatten(step.layer.compute_output_spec(*args, **kwargs))
         except Exception:  # a layer that only works at the model's own size
@@ -304,27 +317,48 @@ def infer_shapes(graph, hw=None, dtypes=None):
     return shapes
 
 
-def _walk_function(fn, input_ids, aliases, steps, known):
+class _Ids:
+    """Canonical tensor ids: a tensor's own id the first time, a fresh one for each further call.
+
+    A nested model called twice (a siamese net, a backbone shared by two
+    inputs) has one set of inner tensors for both calls; each call must be
+    its own steps with its own values, or both calls would read one result.
+    """
+
+    def __init__(self):
+        self.seen, self.calls = set(), 0
+
+    def fresh(self, tensor):
+        raw = id(tensor)
+        if raw not in self.seen:
+            self.seen.add(raw)
+            return raw
+        self.calls += 1
+        return ("call", self.calls, raw)
+
+
+def _walk_function(fn, input_ids, ids, steps, scope):
+    """Append the steps of one call of ``fn``; ``scope`` maps this call's tensors to canonical ids."""
     for kt, cid in zip(fn.inputs, input_ids):
-        if id(kt) != cid:
-            aliases[id(kt)] = cid
+        scope[id(kt)] = cid
     for depth in sorted(fn._nodes_by_depth, reverse=True):
         for node in fn._nodes_by_depth[depth]:
             op = node.operation
             if not op or node.is_input:
                 continue
-            in_ids = [aliases.canon(id(t)) for t in node.input_tensors]
-            if any(i not in known for i in in_ids):
+            if any(id(t) not in scope for t in node.input_tensors):
                 continue  # belongs to another model sharing this layer
+            in_ids = [scope[id(t)] for t in node.input_tensors]
             if isinstance(op, keras.Model):
-                inner = _functional(op)
-                _walk_function(inner, in_ids, aliases, steps, known)
+                inner, inner_scope = _functional(op), {}
+                _walk_function(inner, in_ids, ids, steps, inner_scope)
                 for outer, inner_out in zip(node.outputs, inner.outputs):
-                    aliases[id(outer)] = aliases.canon(id(inner_out))
+                    scope[id(outer)] = inner_scope[id(inner_out)]
                 continue
-            out_ids = tuple(id(t) for t in node.outputs)
-            known.update(out_ids)
-            steps.append(_make_step(op, node, tuple(in_ids), out_ids, steps))
+            out_ids = tuple(ids.fresh(t) for t in node.outputs)
+            scope.update(zip(map(id, node.outputs), out_ids))
+            arg_ids = {id(t): cid for t, cid in zip(node.input_tensors, in_ids)}
+            steps.append(_make_step(op, node, tuple(in_ids), out_ids, steps, arg_ids))
 
 
 def _unique_name(layer, steps):
@@ -337,9 +371,10 @@ def _unique_name(layer, steps):
     return name
 
 
-def _make_step(layer, node, in_ids, out_ids, steps):
-    activation, fused = _activation_of(layer)
+def _make_step(layer, node, in_ids, out_ids, steps, arg_ids):
+    activation, fused = activation_of(layer)
     return Step(
+        arg_ids=arg_ids,
         name=_unique_name(layer, steps),
         layer=layer,
         node=node,
@@ -351,49 +386,3 @@ def _make_step(layer, node, in_ids, out_ids, steps):
         activation=activation,
         fused=fused,
     )
-
-
-def layer_kind(layer):
-    """conv | maxpool | avgpool | zeropad | crop | merge | other."""
-    name = type(layer).__name__
-    if name in _CONV:
-        return "conv"
-    if name == "MaxPooling2D":
-        return "maxpool"
-    if name == "AveragePooling2D":
-        return "avgpool"
-    if name == "ZeroPadding2D":
-        return "zeropad"
-    if name == "Cropping2D":
-        return "crop"
-    if name in _MERGE:
-        return "merge"
-    return "other"
-
-
-def _classify_activation(fn):
-    name = getattr(fn, "__name__", "") or ""
-    if fn is None or name == "linear":
-        return "linear"
-    if name in ("relu", "relu6", "softmax", "sigmoid"):
-        return name
-    return "other"
-
-
-def _activation_of(layer):
-    """``(kind, fused)``: the activation a layer applies and whether it is fused."""
-    cls = type(layer).__name__
-    if cls == "ReLU":
-        plain = float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0
-        if not plain:
-            return "other", False
-        if layer.max_value is None:
-            return "relu", False
-        return ("relu6" if float(layer.max_value) == 6.0 else "other"), False
-    if cls == "Softmax":
-        return "softmax", False
-    if cls == "Activation":
-        return _classify_activation(layer.activation), False
-    if hasattr(layer, "activation") and callable(getattr(layer, "activation", None)):
-        return _classify_activation(layer.activation), True
-    return "linear", False

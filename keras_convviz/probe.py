@@ -129,7 +129,7 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
 
 def _run_step(step, values, rule, linear, switches, found, pool_switches):
     """One step of ``run``: its outputs, recording pre-activations and switches."""
-    args, kwargs = step.node.arguments.fill_in(values)
+    args, kwargs = step.fill_in(values)
     if linear:
         found[step.name] = call_layer(step, args, kwargs, linear=True)
     if step.kind == "maxpool" and switches:
