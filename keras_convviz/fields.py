@@ -98,11 +98,6 @@ def layer_geometry(step):
     ``kernel`` is the effective kernel (dilated); identity layers give 1, 1, 0.
     """
     layer, kind = step.layer, step.kind
-    if getattr(layer, "data_format", "channels_last") == "channels_first":
-        raise ValueError(
-            f"layer {step.name!r} uses data_format='channels_first'; keras-convviz "
-            f"supports channels_last (the TensorFlow default)."
-        )
     if kind in ("conv", "maxpool", "avgpool"):
         if kind == "conv":
             k, s = _pair(layer.kernel_size), _pair(layer.strides)

@@ -269,6 +269,7 @@ def _walk(model):
     steps, scope = [], {}
     input_ids = tuple(id(t) for t in fn.inputs)
     _walk_function(fn, list(input_ids), _Ids(), steps, scope)
+    check_channels_last(steps)
     output_ids = tuple(scope[id(t)] for t in fn.outputs)
     input_shapes = tuple(tuple(t.shape[1:]) for t in fn.inputs)
     graph = Graph(model, steps, input_ids, output_ids, input_shapes)
@@ -281,6 +282,15 @@ def _walk(model):
         if shapes is not None:
             step.input_shapes, step.output_shape = shapes
     return graph
+
+
+def check_channels_last(steps):
+    """Refuse a ``channels_first`` layer, for every method alike (their maps would be the wrong shape)."""
+    for step in steps:
+        if getattr(step.layer, "data_format", "channels_last") == "channels_first":
+            raise ValueError(
+                f"layer {step.name!r} uses data_format='channels_first'; keras-convviz supports channels_last "
+                f"(the TensorFlow default): rebuild the model with data_format='channels_last'.")
 
 
 def infer_shapes(graph, hw=None, dtypes=None):
