@@ -103,6 +103,8 @@ class Graph:
         """The step called ``name``; a ``ValueError`` lists the closest names."""
         if isinstance(name, Step):
             return name
+        if isinstance(name, keras.layers.Layer):
+            name = self.step_of_layer(name)
         if name in self._by_name:
             return self._by_name[name]
         close = difflib.get_close_matches(str(name), self.names, n=5, cutoff=0.4)
@@ -111,6 +113,17 @@ class Graph:
             f"unknown layer {name!r} in model {self.model.name!r}.{hint} "
             f"Run `convviz layers` or keras_convviz.receptive_fields(model) to list them."
         )
+
+    def step_of_layer(self, layer):
+        """The step name of a ``Layer`` object; a layer called more than once must be named by its step."""
+        calls = [s.name for s in self.steps if s.layer is layer]
+        if len(calls) == 1:
+            return calls[0]
+        if not calls:
+            raise ValueError(f"layer {layer.name!r} is not part of model {self.model.name!r}; pass one of its "
+                             f"own layers or a layer name (`convviz layers` lists them).")
+        raise ValueError(f"layer {layer.name!r} is called {len(calls)} times in model {self.model.name!r}; "
+                         f"name the call instead: {', '.join(calls)}.")
 
     def spatial_step(self, name):
         """Like ``step`` but the layer must have a spatial (H, W, C) output."""

@@ -108,3 +108,14 @@ def test_generated_shared_backbones_match_predict():
                                    atol=1e-6)
 
     check()
+
+
+def test_a_layer_object_is_accepted_as_layer():
+    model, x = shared_model(3, ("identity",)), images()
+    conv = model.get_layer("backbone").get_layer("shared_conv")
+    np.testing.assert_array_equal(kc.gradcam(model, x, 1, layer=conv), kc.gradcam(model, x, 1, layer="shared_conv"))
+    twice = shared_model(3)
+    with pytest.raises(ValueError, match="called 2 times.*shared_conv, shared_conv_1"):
+        kc.gradcam(twice, x, 1, layer=twice.get_layer("backbone").get_layer("shared_conv"))
+    with pytest.raises(ValueError, match="is not part of model"):
+        kc.gradcam(model, x, 1, layer=layers.Conv2D(2, 3, name="stranger"))
