@@ -264,3 +264,20 @@ def test_stated_ranges_round_trip_and_span_their_range(rng, seed):
     np.testing.assert_array_equal(conv.deprocess(conv.preprocess(photo)), photo)
     lo, hi = convention.RANGES[rng]
     np.testing.assert_allclose(conv.preprocess(np.array([0.0, 255.0])), [lo, hi], rtol=1e-6)
+
+
+@hypothesis.settings(max_examples=10)
+@hypothesis.given(mean=st.lists(st.floats(2.0, 250.0), min_size=3, max_size=3),
+                  std=st.lists(st.floats(1.5, 80.0), min_size=3, max_size=3))
+def test_any_raw_normalization_letterboxes_on_its_own_zero(mean, std):
+    """A Normalization adapted on raw pixels: the photo is fed raw, the margins normalize to 0."""
+    norm = keras.layers.Normalization(mean=mean, variance=[s * s for s in std])
+    inp = keras.Input((SIZE, SIZE, 3))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(norm(inp))))
+    found = convention.for_model(model)
+    assert (found.range, found.source) == ("0,255", "Normalization")
+    preset = presets.Preset("p", model, found.preprocess, found.deprocess, None, [], found.mean_pixel)
+    photo = _photo(1, (SIZE // 2, SIZE))
+    fed = preset.prepare([photo])
+    np.testing.assert_array_equal(fed[0, SIZE // 4: 3 * SIZE // 4], photo.astype(np.float32))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm(fed))[0, : SIZE // 4], 0.0, atol=1e-4)
