@@ -64,12 +64,16 @@ def call_layer(step, args, kwargs, linear=False):
     layer = step.layer
     if getattr(layer, "_call_has_training_arg", False):
         kwargs = dict(kwargs, training=False)
+    # A mixed-precision layer's __call__ casts inputs and weights to float16/bfloat16: its own ``call``
+    # computes in float32 from the float32 variables, so every method explains the float32 network
+    # (bfloat16's 8-bit mantissa would move argmaxes and blur gradients).
+    call = layer.call if getattr(layer, "compute_dtype", "float32") in ("float16", "bfloat16") else layer
     if linear and step.activation != "linear":
         if not step.fused:
             return args[0]  # a standalone activation layer: its input
         with _without_activation(layer):
-            return layer(*args, **kwargs)
-    return layer(*args, **kwargs)
+            return call(*args, **kwargs)
+    return call(*args, **kwargs)
 
 
 def _max_pool_with_switches(step, x):
@@ -115,7 +119,10 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
     found, pool_switches = {}, {}
     for index in graph.ancestors(outputs + sorted(linear), given=given):
         step = graph.steps[index]
-        ys = _run_step(step, values, rule, step.name in linear, switches, found, pool_switches)
+        # every value in float32 (a layer with its own float16 casts still returns float16), so that
+        # what a method reads, and differentiates, is on the path
+        ys = [as_float32(y) for y in _run_step(step, values, rule, step.name in linear, switches, found,
+                                                pool_switches)]
         for oid, value in zip(step.output_ids, ys):
             dict.__setitem__(values, oid, value)
         if step.name in outputs:
@@ -123,8 +130,13 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
     for name in outputs:
         if name in given:
             found.setdefault(name, given[name])
-    result = {name: found[name] for name in outputs + sorted(linear - set(outputs)) if name in found}
+    result = {name: as_float32(found[name]) for name in outputs + sorted(linear - set(outputs)) if name in found}
     return (result, pool_switches) if switches else result
+
+
+def as_float32(tensor):
+    """A floating tensor as float32 (mixed-precision layers compute and return float16 or bfloat16)."""
+    return tf.cast(tensor, tf.float32) if tensor.dtype in (tf.float16, tf.bfloat16) else tensor
 
 
 def _run_step(step, values, rule, linear, switches, found, pool_switches):
