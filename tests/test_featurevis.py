@@ -21,7 +21,7 @@ from keras import layers
 from keras_convviz.graph import walk
 from keras_convviz.methods import objectives as obj
 from keras_convviz.methods.featurevis import FeatureVis, featurevis
-from keras_convviz.methods.featurevis import CLASS_RECIPE
+from keras_convviz.methods.featurevis import DEMO_RECIPE
 from keras_convviz.methods.parameterize import (ALPHA_WEIGHT, GAIN, IMAGENET_COLORS, SPREAD_LIMIT, SPREAD_WEIGHT,
                                                 Parameterization, colour_matrix, fourier_scale, normalized_colors,
                                                 preset_colors, spread, transform)
@@ -273,15 +273,15 @@ def covered_masks(images):
 
 
 def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_model):
-    """class_model's default on the demo model: each image is its class for the model, and about
-    CLASS_RECIPE's share of it differs from the grey zero image (a compact object, not a texture)."""
+    """class_model's default on the demo model (its own DEMO_RECIPE): each image is its class for the model, and
+    about DEMO_RECIPE's share of it differs from the grey zero image (a compact object, not a texture)."""
     from keras_convviz import class_model
 
     r = class_model(demo_model, [0, 1, 2, 3], value_range=(0, 1), steps=128)
     assert np.all(r.probabilities[np.arange(4), np.arange(4)] > 0.9), r.probabilities
     assert r.images.min() >= 0 and r.images.max() <= 1
     covered = covered_masks(r.images).mean(axis=(1, 2, 3))
-    assert np.all((covered > 0.3 * CLASS_RECIPE["alpha"]) & (covered < 3 * CLASS_RECIPE["alpha"])), covered
+    assert np.all((covered > 0.3 * DEMO_RECIPE["alpha"]) & (covered < 3 * DEMO_RECIPE["alpha"])), covered
     corners = np.concatenate([r.images[:, :4, :4], r.images[:, -4:, -4:]], axis=1)
     assert np.median(np.abs(corners - 0.5)) < 0.02  # the frame is mostly the zero image
     spreads = spread(tf.constant(covered_masks(r.images))).numpy()

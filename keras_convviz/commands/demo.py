@@ -61,13 +61,13 @@ def _methods(text):
 
 
 def with_recipe_smoothing(methods):
-    """``featurevis`` with the class recipe's spectrum decay and edge-preserving TV: Lucid's defaults give
-    this 64-pixel net saturated pixel-scale noise or stripes a person cannot read (imports TensorFlow)."""
+    """``featurevis`` with the spectrum decay and edge-preserving TV of the demo net's ``DEMO_RECIPE``: Lucid's
+    defaults give this 64-pixel net saturated pixel-scale noise or stripes a person cannot read (imports TF)."""
     if "featurevis" not in methods:
         return methods
-    from ..methods.featurevis import CLASS_RECIPE
+    from ..methods.featurevis import DEMO_RECIPE
 
-    smoothing = {k: CLASS_RECIPE[k] for k in ("decay", "tv", "tv_beta")}
+    smoothing = {k: DEMO_RECIPE[k] for k in ("decay", "tv", "tv_beta")}
     return dict(methods, featurevis=dict(methods["featurevis"], **smoothing))
 
 

@@ -7,12 +7,19 @@ maximizes a feature map's mean. ``invert`` reconstructs an image from one or
 more layers' representations (Mahendran & Vedaldi 2015) and prints the
 normalized feature error of each. Both show a progress bar over the
 optimizer iterations; the pictures are laid out by ``figures.optimize``.
+``classmodel`` prints and titles each image with its maximized score and the
+model's probability, and warns when a score is not above a random image's.
+``--size H,W`` builds a flexible-input model (HED) at that size for both.
 """
 
 from __future__ import annotations
 
-from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, fit_image, load_preset,
-               out_path, output_name, slug, warn_blank)
+import sys
+
+from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, fit_image, ints_arg,
+               load_preset, out_path, output_name, slug, warn_blank)
+
+SIZE_HELP = "input H,W for a flexible-input model (hed; default: the preset's)"
 
 
 def register(sub):
@@ -29,16 +36,18 @@ def register(sub):
     p.add_argument("--steps", type=int, default=None,
                    help="optimizer iterations (default: 256 for classes, 100 with --layer or --blur-every)")
     p.add_argument("--lr", type=float, default=None,
-                   help="step size (default: 0.02 for classes; 0.05 of half the input range for pixels)")
+                   help="step size (default: 0.05 for classes; 0.05 of half the input range for pixels)")
     p.add_argument("--l2", type=float, default=0.01, help="L2 penalty weight, pixels only (default: %(default)s)")
-    p.add_argument("--tv", type=float, default=None, help="total-variation weight (default: 0.25 classes, 0 pixels)")
+    p.add_argument("--tv", type=float, default=None, help="total-variation weight (default: 0; the demo net 0.25)")
     p.add_argument("--jitter", type=int, default=None,
-                   help="random shift in pixels (default: a tenth of the side for classes, 4 for pixels)")
+                   help="random shift in pixels (default: 7 %% of the side for classes, 4 for pixels)")
     p.add_argument("--blur-every", type=int, default=0, help="blur every k iterations, 0: never (default: %(default)s)")
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
     p.add_argument("--score", choices=("logit", "log_probability"), default=None,
-                   help="maximize the pre-softmax logit (Simonyan) or the log probability (default: the log "
-                        "probability at temperature 8 on the readable engine, the logit for pixels)")
+                   help="maximize the pre-softmax logit (Simonyan) or the log probability (default: the class "
+                        "recipe's: the logit at temperature 1 with MaCo for ImageNet networks; the demo net's log "
+                        "probability at temperature 8)")
+    p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"), help=SIZE_HELP)
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
@@ -54,6 +63,7 @@ def register(sub):
     p.add_argument("--tv", type=float, default=1e-3, help="total-variation weight (default: %(default)s)")
     p.add_argument("--tv-beta", type=float, default=2.0, help="beta of TV_beta (default: %(default)s)")
     p.add_argument("--jitter", type=int, default=0, help="random shift in pixels (default: %(default)s)")
+    p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"), help=SIZE_HELP)
     add_out_arg(p)
     p.set_defaults(run=run_invert)
 
@@ -105,13 +115,15 @@ def _classes(args, preset, options):
     import numpy as np
 
     from ..methods.classmodel import class_model
-    from ..methods.featurevis import CLASS_RECIPE
-    from ..select import num_classes
+    from ..methods.featurevis import recipe, recipe_score
+    from ..select import num_classes, score_step
 
     if args.map is not None:
         raise ValueError("--map needs --layer L")
     targets = parse_targets(args.target, preset, max(num_classes(preset.model), 2))
-    score = (args.score or f"log_probability (temperature {CLASS_RECIPE['temperature']:g})").replace("_", " ")
+    chosen = recipe(preset.model.name)
+    default = recipe_score(score_step(preset.model).activation, preset.model.name)
+    score = (args.score or f"{default} (temperature {chosen['temperature']:g})").replace("_", " ")
     print(f"maximizing the {score} of {', '.join(preset.class_label(t) for t in targets)}")
     result = class_model(preset.model, targets, score=args.score, **options)
     probs = result.probabilities
@@ -121,10 +133,11 @@ def _classes(args, preset, options):
     for i, t in enumerate(targets):
         p, z = float(probs[i, t]), result.logits[i]
         logit = float(z[t]) if z.shape[-1] > 1 else float(z[0]) * (1.0 if t else -1.0)
-        titles.append(f"{preset.class_label(t)} p={p:.2f}")
+        titles.append(f"{preset.class_label(t)} {result.scores[i]:.3g} p={p:.2f}")
         names.append(f"classmodel_{t}_{slug(preset.class_name(t))}.png")
         print(f"{preset.class_label(t)}: logit {logit:.3f}, probability {p:.4f}, "
-              f"predicted {preset.class_label(int(np.argmax(probs[i])))}")
+              f"predicted {preset.class_label(int(np.argmax(probs[i])))}, objective {result.scores[i]:.4g} "
+              f"(random image {result.random_scores[i]:.4g})")
     return result, titles, names, "classmodel_grid.png"
 
 
@@ -135,7 +148,7 @@ def run_classmodel(args):
     check_out_dir(args)
     if args.steps is not None:
         check_iterations(args.steps, "--steps")
-    preset = load_preset(args)
+    preset = load_preset(args, size=args.size)
     channels = int(preset.model.inputs[0].shape[-1])
     options = dict(steps=args.steps, lr=args.lr, l2=args.l2, tv=args.tv, jitter=args.jitter,
                    blur_every=args.blur_every, blur_sigma=args.blur_sigma, seed=args.seed,
@@ -144,7 +157,10 @@ def run_classmodel(args):
         result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
         result, titles, names, grid_name = _classes(args, preset, options)
-    warn_blank(args, result.gain, "the change of the maximized score")
+    if not warn_blank(args, result.gain, "the change of the maximized score") and result.failed.any():
+        print(f"convviz classmodel: warning: the optimization failed for {int(result.failed.sum())} of "
+              f"{len(result.failed)} images: the score is not above a random image's (try more --steps or "
+              f"another --lr)", file=sys.stderr)
     pictures = list(result.rgb(preset.deprocess))
     named = [(out_path(args, name), picture) for name, picture in zip(names, pictures)]
     if len(pictures) > 1:
@@ -168,7 +184,7 @@ def run_invert(args):
         raise ValueError("--layer needs at least one layer name")
     check_iterations(args.steps, "--steps")
     image = read_input(args.image, args.frame)
-    preset = load_preset(args)
+    preset = load_preset(args, size=args.size)
     graph = walk(preset.model)
     for name in layers:
         graph.step(name)  # unknown layers fail before any work

@@ -82,9 +82,10 @@ class FeatureVisLogger(MethodLogger):
         """The class models' objective, its name and options: the class recipe under the user's options."""
         from ..methods.featurevis import TRANSPARENCY, class_recipe, recipe_class_objective
 
-        options = dict(class_recipe(*self.ctx.graph.input_shape[:2]), **self.options)
-        if options["param"] == "pixel":
+        model_name = self.ctx.graph.model.name  # the demo net keeps its own recipe (featurevis.recipe)
+        options = dict(class_recipe(*self.ctx.graph.input_shape[:2], model_name), **self.options)
+        if options["param"] in ("pixel", "maco"):
             for name in TRANSPARENCY:
                 options.pop(name)
         activation = self.ctx.graph.step(self.score_layer).activation
-        return recipe_class_objective(self.classes, activation) + (options,)
+        return recipe_class_objective(self.classes, activation, model_name=model_name) + (options,)

@@ -21,8 +21,8 @@ from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
 from ..select import num_classes, score_step
-from .featurevis import (CLASS_RECIPE, TRANSPARENCY, class_recipe, init_batch, optimize_plan, recipe_score,
-                         resolve_param)
+from .featurevis import TRANSPARENCY, class_recipe, init_batch, optimize_plan, recipe_score, resolve_param
+from .featurevis import recipe as model_recipe
 from .objectives import channel, class_log_probability, class_logit, plan
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
                        rgb_images, run_iterations, total_variation)
@@ -46,7 +46,9 @@ class ClassModel:
     actual output (softmax...) ``(N, K)`` for the final images.
     ``start_scores``: the same score of the zero image (``centre``), so
     :attr:`gain` is what the optimization won, exactly zero per image when
-    the score ignores the image (a dead model).
+    the score ignores the image (a dead model). ``random_scores``: the score
+    of a random image (uniform over the valid range, or ``centre +- scale``);
+    :attr:`failed` where the optimization did not beat it.
     """
 
     images: np.ndarray
@@ -56,6 +58,14 @@ class ClassModel:
     logits: np.ndarray
     probabilities: np.ndarray
     start_scores: np.ndarray
+    random_scores: np.ndarray = None
+
+    @property
+    def failed(self) -> np.ndarray:
+        """``(N,)`` bool: the final score is not above a random image's."""
+        if self.random_scores is None:
+            return np.zeros(len(self.scores), bool)
+        return ~(self.scores > self.random_scores)
 
     @property
     def gain(self) -> np.ndarray:
@@ -164,11 +174,13 @@ def _final_fn(graph, head, goal):
 
 
 def _final_scores(graph, settings, head, goal, x):
-    """``(scores, logits, probabilities, start_scores)`` numpy: the final images' and the zero image's."""
+    """``(scores, logits, probabilities, start_scores, random_scores)`` numpy: the final images', the zero
+    image's and a random image's."""
     index, final = tf.constant(goal.index, tf.int64), _final_fn(graph, head.name, goal)
     scores, logits, probabilities = (t.numpy() for t in final(x, index))
     start = final(tf.constant(settings.start(None, tuple(x.shape), 0.0)), index)[0].numpy()
-    return scores, logits, probabilities, start
+    noise = tf.constant(settings.random_image(tuple(x.shape)))
+    return scores, logits, probabilities, start, final(noise, index)[0].numpy()
 
 
 def _start(graph, settings, rng, init, n, noise):
@@ -194,7 +206,7 @@ def _climb(graph, settings, goal, param, colors, init, noise, penalties, progres
         x, history = optimize_plan(graph, settings, plan(graph, objective), param, colors, rng=rng,
                                    penalties=(0.0,) + tuple(penalties[1:]), progress=progress,  # no l2: see param
                                    **{k: recipe[k] for k in ("zoom", "rotate", "decay") + TRANSPARENCY
-                                      if k in recipe})
+                                      if k in recipe and (param != "maco" or k not in TRANSPARENCY)})
         return tf.constant(x), history
     x = _start(graph, settings, rng, init, len(goal.index), noise)
     extra = (tf.constant(goal.index, tf.int64),) + tuple(tf.constant(v, tf.float32) for v in penalties)
@@ -206,20 +218,22 @@ PIXEL_DEFAULTS = dict(steps=100, lr=0.05, jitter=4, tv=0.0, tv_beta=2.0, score="
 
 
 def _defaults(graph, param, feature, head, given):
-    """The options left at None: :data:`PIXEL_DEFAULTS` for pixels and feature maps, the readable
-    :data:`featurevis.CLASS_RECIPE` for class models. Returns ``(options, recipe extras)``."""
+    """The options left at None: :data:`PIXEL_DEFAULTS` for pixels and feature maps, the model's class
+    recipe (:func:`featurevis.recipe`: ImageNet's, or the demo net's) for class models.
+    Returns ``(options, recipe extras)``."""
     if param == "pixel" or feature:
-        recipe = {}
+        extras = {}
         defaults = dict(PIXEL_DEFAULTS)
     else:
-        recipe = class_recipe(*graph.input_shape[:2])
-        defaults = dict({k: recipe[k] for k in ("steps", "lr", "jitter", "tv", "tv_beta")},
-                        score=recipe_score(head.activation))
-        recipe = dict(recipe, temperature=CLASS_RECIPE["temperature"])
+        name = graph.model.name
+        extras = class_recipe(*graph.input_shape[:2], name)
+        defaults = dict({k: extras[k] for k in ("steps", "lr", "jitter", "tv", "tv_beta")},
+                        score=recipe_score(head.activation, name))
+        extras = dict(extras, temperature=model_recipe(name)["temperature"])
     options = {k: defaults[k] if v is None else v for k, v in given.items()}
     if given["score"] is not None or options["score"] == "logit":
-        recipe.pop("temperature", None)  # an explicit score is the model's own (temperature 1)
-    return options, recipe
+        extras.pop("temperature", None)  # an explicit score is the model's own (temperature 1)
+    return options, extras
 
 
 def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, blur_every=0,
@@ -251,10 +265,9 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
-        models take :data:`featurevis.CLASS_RECIPE` for options left at None (one transparent
-        solid-coloured object in one piece on random backgrounds, log probability at temperature 8);
-        ``"pixel"`` (also with ``init`` or ``blur_every``): exactly Simonyan's method, defaults
-        :data:`PIXEL_DEFAULTS`.
+        models take the model's :func:`featurevis.recipe` for options left at None (``CLASS_RECIPE``,
+        chosen on ImageNet's EfficientNet-Lite0: MaCo, Fel et al. 2023; the demo net: ``DEMO_RECIPE``);
+        ``"pixel"`` (also with ``init`` or ``blur_every``): exactly Simonyan's method, :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
@@ -266,7 +279,7 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
     """
     graph = walk(model)
     check_image_model(graph)
-    param = resolve_param(param, init, blur_every)
+    param = resolve_param(param, init, blur_every, layer is None and model_recipe(graph.model.name)["param"])
     head = score_step(graph, output)
     given = dict(steps=steps, lr=lr, jitter=jitter, tv=tv, tv_beta=tv_beta, score=score)
     options, recipe = _defaults(graph, param, layer is not None, head, given)

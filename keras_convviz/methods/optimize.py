@@ -105,6 +105,14 @@ class Settings:
             x = x + noise * self.scale * rng.standard_normal(shape).astype(np.float32)
         return np.clip(x, self.low, self.high) if self.clip else x
 
+    def random_image(self, shape):
+        """Uniform noise over the valid range (``centre +- scale`` without one), from ``seed``: the
+        reference an optimized image must beat (else the optimization failed)."""
+        rng = np.random.default_rng([0 if self.seed is None else int(self.seed), 3])
+        low = self.centre - self.scale if self.low is None else self.low
+        high = self.centre + self.scale if self.high is None else self.high
+        return rng.uniform(low, high, shape).astype(np.float32)
+
     def shifts(self, rng):
         """One random jitter shift ``(dy, dx)`` per iteration (zeros without jitter)."""
         if not self.jitter:

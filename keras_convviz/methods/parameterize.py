@@ -13,7 +13,9 @@ ascent reads much better when the optimized variable is not the pixels:
   published matrix, or one estimated from the user's own images with
   :func:`colour_matrix`), normalized by its largest column norm;
 * ``"decorrelated"``: the same colour decorrelation on a pixel-space
-  variable (no Fourier basis).
+  variable (no Fourier basis);
+* ``"maco"`` (Fel et al. 2023, :mod:`.maco`): only the phase of the
+  spectrum is optimized, its magnitude is fixed to natural images'.
 
 The decorrelated value ``z`` becomes a model input inside the valid range
 ``(low, high)`` by ``low + (high - low) * sigmoid(z)``, or ``centre + scale
@@ -45,17 +47,20 @@ which is the padding), so every transformed image stays in the valid range.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from . import maco
+
 __all__ = ["PARAMS", "IMAGENET_COLORS", "Parameterization", "colour_matrix", "colors_for", "normalized_colors",
            "preset_colors", "fourier_scale", "transform", "TRANSFORM_SLOTS", "ALPHA_WEIGHT", "random_backgrounds",
            "spread", "SPREAD_LIMIT", "SPREAD_WEIGHT"]
 
-PARAMS = ("pixel", "decorrelated", "fourier")
+PARAMS = ("pixel", "decorrelated", "fourier", "maco")
 
 # Lucid's colour_correlation_svd_sqrt: the square root of ImageNet's RGB covariance (columns are the
 # principal colour directions scaled by the square root of their variance).
@@ -175,8 +180,9 @@ class Parameterization:
     spectrum's ``1 / f`` scale (larger: smoother images); ``alpha``: the
     target opaque share of a transparent image (None: opaque); ``solid``:
     one colour per transparent image; ``compact``: a transparent image in
-    one piece (a cost on its :func:`spread`). Static per compiled step:
-    part of its key.
+    one piece (a cost on its :func:`spread`); ``magnitude``: MaCo's fixed
+    spectrum ``(C, H, W // 2 + 1)`` (None: :func:`maco.natural_magnitude`).
+    Static per compiled step: part of its key.
     """
 
     kind: str
@@ -186,15 +192,26 @@ class Parameterization:
     alpha: Optional[float] = None
     solid: bool = False
     compact: bool = False
+    magnitude: Optional[np.ndarray] = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def key(self):
-        return self.kind, self.shape, self.bounded, self.decay, self.alpha, self.solid, self.compact
+        digest = None if self.magnitude is None else hashlib.sha1(self.fixed_magnitude.tobytes()).hexdigest()
+        return self.kind, self.shape, self.bounded, self.decay, self.alpha, self.solid, self.compact, digest
+
+    @property
+    def fixed_magnitude(self) -> np.ndarray:
+        """MaCo's magnitude spectrum ``(C, H, W // 2 + 1)`` float32."""
+        if self.magnitude is None:
+            return maco.natural_magnitude(*self.shape)
+        return np.asarray(self.magnitude, np.float32)
 
     @property
     def variable_shape(self):
         h, w, c = self.shape
         c += self.alpha is not None  # the opacity channel
+        if self.kind == "maco":  # the phase alone
+            return (c, h, w // 2 + 1)
         return (2, c, h, w // 2 + 1) if self.kind == "fourier" else (h, w, c)
 
     @property
@@ -202,14 +219,19 @@ class Parameterization:
         return tf.TensorSpec((None,) + self.variable_shape, tf.float32)
 
     def initial(self, rng, n, sd=START_SD) -> np.ndarray:
-        """The start: Gaussian noise in the variable (pink noise for ``"fourier"``) around mid-range."""
+        """The start: Gaussian noise in the variable (pink noise for ``"fourier"``) around mid-range;
+        a random phase for ``"maco"`` (a random image with natural images' spectrum)."""
+        if self.kind == "maco":
+            return maco.initial_phase(rng, (n,) + self.variable_shape)
         return (sd * rng.standard_normal((n,) + self.variable_shape)).astype(np.float32)
 
     def decorrelated(self, p):
         """The variable -> the decorrelated image ``y`` ``(N, H, W, C)`` (traceable)."""
+        h, w, _ = self.shape
+        if self.kind == "maco":
+            return maco.phase_image(p, self.fixed_magnitude, w)
         if self.kind != "fourier":
             return GAIN * p
-        h, w, _ = self.shape
         spectrum = tf.complex(p[:, 0], p[:, 1]) * tf.cast(fourier_scale(h, w, self.decay), tf.complex64)
         image = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (N, C, H, W)
         return tf.transpose(image, [0, 2, 3, 1]) * (GAIN / 4.0)
@@ -268,10 +290,13 @@ class Parameterization:
             z = np.log(u) - np.log1p(-u)
         else:
             z = (x - centre) / scale
-        y = z @ np.linalg.inv(np.asarray(colors, np.float64)).T / GAIN
+        y = z @ np.linalg.inv(np.asarray(colors, np.float64)).T
+        h, w, _ = self.shape
+        if self.kind == "maco":  # the closest phase: the magnitude stays the fixed one
+            return np.angle(np.fft.rfft2(np.transpose(y, (0, 3, 1, 2)), axes=(2, 3))).astype(np.float32)
+        y = y / GAIN
         if self.kind != "fourier":
             return y.astype(np.float32)
-        h, w, _ = self.shape
         spectrum = np.fft.rfft2(4.0 * np.transpose(y, (0, 3, 1, 2)), axes=(2, 3)) / fourier_scale(h, w, self.decay)
         return np.stack([spectrum.real, spectrum.imag], axis=1).astype(np.float32)
 
