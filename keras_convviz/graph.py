@@ -19,6 +19,7 @@ __all__ = ["Graph", "Step", "Values", "walk", "layer_kind", "POINTWISE"]
 
 
 from .layerkinds import POINTWISE, activation_of, layer_kind  # noqa: F401  (re-exported)
+from .tensorvalues import Aliases, CallValues, Values, infer_shapes  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,7 +48,7 @@ class Step:
         A layer of a nested model called twice has one Keras node for both
         calls; ``arg_ids`` says which call's inputs this step reads.
         """
-        return self.node.arguments.fill_in(_CallValues(values, self.arg_ids))
+        return self.node.arguments.fill_in(CallValues(values, self.arg_ids))
 
     @property
     def type_name(self):
@@ -241,42 +242,6 @@ def _functional(model):
     return model
 
 
-class _Aliases(dict):
-    """tensor id -> canonical tensor id; ``fill_in`` reads values through it."""
-
-    def canon(self, tid):
-        while tid in self:
-            tid = self[tid]
-        return tid
-
-
-class _CallValues:
-    """``values`` read through one step's ``arg_ids`` (what ``NodeArguments.fill_in`` looks up)."""
-
-    def __init__(self, values, arg_ids):
-        self.values, self.arg_ids = values, arg_ids
-
-    def __getitem__(self, raw):
-        return self.values[self.arg_ids.get(raw, raw)]
-
-    def get(self, raw, default=None):
-        return self.values.get(self.arg_ids.get(raw, raw), default)
-
-
-class Values(dict):
-    """Values keyed by canonical id, readable by a node's own (aliased) ids."""
-
-    def __init__(self, aliases):
-        super().__init__()
-        self.aliases = aliases
-
-    def __getitem__(self, tid):
-        return dict.__getitem__(self, self.aliases.canon(tid))
-
-    def get(self, tid, default=None):
-        return dict.get(self, self.aliases.canon(tid), default)
-
-
 def _walk(model):
     fn = _functional(model)
     steps, scope = [], {}
@@ -286,7 +251,7 @@ def _walk(model):
     output_ids = tuple(scope[id(t)] for t in fn.outputs)
     input_shapes = tuple(tuple(t.shape[1:]) for t in fn.inputs)
     graph = Graph(model, steps, input_ids, output_ids, input_shapes)
-    graph.aliases = _Aliases()  # every step resolves its own arguments (Step.arg_ids): nothing to alias
+    graph.aliases = Aliases()  # every step resolves its own arguments (Step.arg_ids): nothing to alias
     # A nested base built with input_shape=(None, None, 3) records unknown
     # sizes in its own graph; re-deriving every shape from the outer inputs
     # gives each step its real spatial size.
@@ -304,40 +269,6 @@ def check_channels_last(steps):
             raise ValueError(
                 f"layer {step.name!r} uses data_format='channels_first'; keras-convviz supports channels_last "
                 f"(the TensorFlow default): rebuild the model with data_format='channels_last'.")
-
-
-def infer_shapes(graph, hw=None, dtypes=None):
-    """Per step ``(input_shapes, output_shape)`` (batch dimension dropped), in order.
-
-    ``hw`` replaces the spatial size of the first input. Steps that cannot
-    be computed at that size, and the steps after them, map to ``None``.
-    """
-    from keras import tree  # keras.tree: flatten nested structures
-
-    values = Values(graph.aliases)
-    dtypes = dtypes or ["float32"] * len(graph.input_ids)
-    for i, (tid, shape, dtype) in enumerate(zip(graph.input_ids, graph.input_shapes, dtypes)):
-        if i == 0 and hw is not None:
-            shape = tuple(hw) + tuple(shape[2:])
-        dict.__setitem__(values, tid, keras.KerasTensor((None,) + tuple(shape), dtype=dtype))
-    shapes = {}
-    for step in graph.steps:
-        if any(values.get(t) is None for t in step.input_ids):
-            shapes[step.name] = None
-            continue
-        try:
-            args, kwargs = step.fill_in(values)
-            kwargs.pop("training", None)
-            outs = tree.flatten(step.layer.compute_output_spec(*args, **kwargs))
-        except Exception:  # a layer that only works at the model's own size
-            shapes[step.name] = None
-            continue
-        ins = tree.flatten((args, kwargs))
-        shapes[step.name] = (tuple(tuple(t.shape[1:]) for t in ins if isinstance(t, keras.KerasTensor)),
-                             tuple(outs[0].shape[1:]))
-        for oid, value in zip(step.output_ids, outs):
-            dict.__setitem__(values, oid, value)
-    return shapes
 
 
 class _Ids:
