@@ -198,7 +198,9 @@ def test_smoothgrad_points_at_the_target_tile():
     maps = kc.smoothgrad(model(), x, targets, samples=8, seed=0)
     hits = metrics.pointing_game(maps, boxes)
     mass = rm.positive_mass_inside(maps, boxes)
-    assert hits.mean() >= 0.9, hits  # measured 15/16
+    # measured 15/16 with these 8 samples, but 13/16 with 16 samples (benchmarks/real_classifier_table.py):
+    # SmoothGrad does not reach the 0.9 that Grad-CAM and occlusion hold; 12/16 is three times chance
+    assert hits.mean() >= 0.75, hits
     # |gradient| has a dense floor over the whole mosaic: the target tile holds 0.25-0.54 of it
     # (chance 0.25), never most of it; its square (SmoothGrad^2's display) holds most (median 0.6)
     assert mass.mean() > 0.35 and np.median(rm.positive_mass_inside(maps ** 2, boxes)) > 0.5, mass.round(2)
@@ -298,8 +300,8 @@ def test_deconv_equals_the_rectified_gradient_on_the_cat(tmp_path):
     rf = kc.receptive_fields(model())[layer]
     y0, y1, x0, x1 = rf.window(y, xx, clip_to=(224, 224))
     assert energy[y0:y1, x0:x1].sum() == pytest.approx(energy.sum(), rel=1e-6)  # inside its field
-    save(tmp_path, "deconv.png", joint_picture(rm.square(rm.photo("chelsea"), size=224).astype(np.uint8),
-                                               result))
+    wide = projections(model(), x, layer, maps=8, activations=8)  # one unit is a speck: draw 8 x 8
+    save(tmp_path, "deconv.png", joint_picture(rm.square(rm.photo("chelsea"), size=224).astype(np.uint8), wide))
 
 
 @pytest.mark.slow
