@@ -36,15 +36,15 @@ from .graph import walk
 from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
 from .loggers.featurevis import FeatureVisLogger
+from .loggers.followed import FollowedMaps
 from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopKLogger
 from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
                              SmoothGradLogger)
-from .methods.capture import capture
-from .distributed import broadcast_from_chief, current_strategy, is_chief
+from .distributed import current_strategy, is_chief
 from .request import as_batch
-from .select import num_classes, top_maps
+from .select import num_classes
 
-__all__ = ["ConvVizCallback", "METHODS", "DEFAULT_METHODS"]
+__all__ = ["ConvVizCallback", "METHODS", "DEFAULT_METHODS", "FollowedMaps"]
 
 # Cheap methods, logged by default: one compiled backward pass each per log,
 # deconv at the last block only (pass layers= to follow more), so that the
@@ -65,43 +65,6 @@ METHODS = {
     "classmodel": ClassModelLogger,
     "boxfilter": BoxFilterLogger,
 }
-
-
-class FollowedMaps:
-    """The feature maps followed across logs, chosen at the first log (Zeiler & Fergus fig. 4).
-
-    A count picks the maps with the largest activation over all probe images
-    (the strongest maps of the network at that point), for every followed
-    layer in one forward pass; a list of indices is taken as it is.
-    """
-
-    def __init__(self, graph, probe, spec):
-        self.graph, self.probe, self.spec = graph, probe, spec
-        self.layers = set()
-        self.chosen = {}
-
-    def follow(self, layers):
-        self.layers.update(layers)
-
-    def fixed(self, layer):
-        if layer not in self.chosen:
-            self.choose(sorted((self.layers | {layer}) - set(self.chosen)))
-        return self.chosen[layer]
-
-    def choose(self, layers):
-        if isinstance(self.spec, (list, tuple)):
-            self.chosen.update({name: [int(m) for m in self.spec] for name in layers})
-            return
-        acts = capture(self.graph, self.probe, layers).activations
-        for name in layers:
-            channels = self.graph.step(name).output_shape[-1]
-            spec = min(self.spec, channels) if isinstance(self.spec, numbers.Integral) else self.spec
-            # all probe images as one: the maps strongest anywhere in the probe
-            chosen = np.zeros(channels)
-            chosen[top_maps(acts[name][None], spec)[0]] = 1
-            # several workers: the chief's choice, so every worker follows the same maps
-            chosen = broadcast_from_chief(current_strategy(), chosen)
-            self.chosen[name] = [int(m) for m in np.flatnonzero(chosen)]
 
 
 class ConvVizCallback(keras.callbacks.Callback):
@@ -180,6 +143,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         self._last_epoch = None
         self._global_batch = 0
         self._configured = False
+        self._warned_deleted = False
         self.unwritable = None  # why log_dir could not be written (then logging is off)
 
     # -- configuration ------------------------------------------------------
@@ -230,7 +194,8 @@ class ConvVizCallback(keras.callbacks.Callback):
         graph = walk(self.model)
         deprocess = self._resolve_display()
         self._check_inputs(graph)
-        self._followed = FollowedMaps(graph, self.probe, self.maps)
+        followed, self._followed = self._followed, FollowedMaps(graph, self.probe, self.maps)
+        self._followed.carry_over(followed)  # a later fit() follows the same units
         self._class_names = check_class_names(self.class_names, num_classes(graph))
         context = LogContext(
             graph=graph, probe=self.probe, targets=self.targets, image_size=self.image_size, write=self._write,
@@ -301,6 +266,8 @@ class ConvVizCallback(keras.callbacks.Callback):
 
     def _open_writer(self, step):
         """The summary writer (created at the first log) and the probe images, written once."""
+        if self._writer is not None and self._writer.gone():
+            self._writer_deleted(step)
         if self._writer is None:
             from .summary import Writer
 
@@ -317,6 +284,24 @@ class ConvVizCallback(keras.callbacks.Callback):
             self._write(method, layer, detail, list(self.probe_display), step, "input",
                         labels=probe_labels(len(self.probe)))
         self._writer.flush()  # fails here, once, when log_dir cannot be written
+
+    def _writer_deleted(self, step):
+        """The run folder or its event file was deleted during training: warn once, start a new event file.
+
+        TensorFlow's writer goes on writing into the deleted file, so the logs
+        would vanish without a word.
+        """
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - its file is gone already; nothing left to save
+            pass
+        if not self._warned_deleted:
+            self._warned_deleted = True
+            warnings.warn(f"ConvVizCallback: the log folder {writer.logdir!r} (or its event file) was deleted "
+                          f"during training, noticed at step {step}: what was logged before is lost; logging goes "
+                          f"on in a new event file there. Fix: leave log_dir alone while model.fit runs (clean it "
+                          f"before training, or pass a new log_dir or run=)", RuntimeWarning, stacklevel=4)
 
     def _stop_writing(self, err, step):
         """Warn once that ``log_dir`` cannot be written; every later log is skipped."""
@@ -344,21 +329,45 @@ class ConvVizCallback(keras.callbacks.Callback):
         try:
             self._writer.flush()
         except Exception as err:  # the disk filled up or the folder went away during training
-            self._stop_writing(err, step)
+            if self._writer.gone():
+                self._writer_deleted(step)  # deleted while this step was written: a new file next time
+            else:
+                self._stop_writing(err, step)
         self._last_logged = step
 
     # -- keras hooks ---------------------------------------------------------
     def on_train_begin(self, logs=None):
         self.configure()
+        self._global_batch = self._trained_batches(0)
+        self._epoch_base = self._global_batch
+
+    def _trained_batches(self, fallback):
+        """The global count of batches trained so far: the optimizer's ``iterations`` (``fallback`` without one)."""
         optimizer = getattr(self.model, "optimizer", None)
-        self._global_batch = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer is not None else 0
+        if optimizer is None:
+            return fallback
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = self._trained_batches(self._global_batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_n_batches is None:
+        # With compile(steps_per_execution=N) Keras calls this once per N batches, ``batch`` being the chunk's
+        # last index in the epoch (past the end for a short last chunk): hook calls are not batches. Log once
+        # whenever a multiple of every_n_batches has been reached, at the true global batch count.
+        n = self.every_n_batches
+        if n is None:
             return
-        self._global_batch += 1
-        if self._global_batch % self.every_n_batches == 0:
-            self.log(self._global_batch)
+        bound = self._epoch_base + int(batch) + 1  # never below the true count
+        if bound // n <= self._global_batch // n:
+            self._global_batch = bound
+            return
+        trained = self._trained_batches(bound)  # one read of the optimizer's step when a multiple may be reached
+        if trained // n > self._global_batch // n:
+            self._global_batch = trained
+            self.log(trained)
+        else:
+            self._global_batch = trained
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
@@ -368,7 +377,8 @@ class ConvVizCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         try:
             if self.log_at_train_end and self._configured:
-                last = self._global_batch if self.every_n_batches is not None else self._last_epoch
+                last = (self._trained_batches(self._global_batch) if self.every_n_batches is not None
+                        else self._last_epoch)
                 if last is not None and last != self._last_logged:
                     self.log(last)
         finally:

@@ -14,6 +14,18 @@ Backward rules for ReLU and ReLU6 (fused into a layer or standalone):
 * ``"deconv"``: Zeiler & Fergus rectification on the way down, ``g -> relu(g)``.
 * ``"guided"``: guided backprop (Springenberg et al. 2015),
   ``g -> relu(g) * relu'(x)``.
+
+Both rules are positively homogeneous in ``g``, so the backward signal may
+be rescaled per image by a positive factor without changing the result
+beyond that factor. A deep untrained network (MobileNet at ``conv_pw_13``)
+shrinks the signal below float32's smallest numbers on the way down, and
+the projection underflows to exact zeros. So at every rectifier that all
+paths between the inputs and the outputs go through (a *cut*: scaling there
+scales everything below it alike), a signal whose per-image max-abs has left
+``[2**-RESCALE_EXPONENT, 2**RESCALE_EXPONENT]`` is multiplied by a power of
+two bringing it to about 1 (exact in floating point). Within that range
+nothing is rescaled and results are the plain values; otherwise they are the
+plain values times a positive power of two per image.
 """
 
 from __future__ import annotations
@@ -28,9 +40,29 @@ __all__ = ["run", "call_layer", "compiled", "fast_conv_gradients", "input_gradie
 
 RULES = (None, "gradient", "deconv", "guided")
 
+# deconv/guided signals whose max-abs per image leaves [2**-E, 2**E] are rescaled (see the docstring):
+# far from float32's normal range [2**-126, 2**128], leaving 2**30 for the layers between two cuts, and
+# far enough from 1 that a network whose projection is representable gets its plain values
+RESCALE_EXPONENT = 96
 
-def _rectifier(rule, max_value):
-    """ReLU (or ReLU6) whose backward pass follows ``rule``."""
+
+def rescale_per_image(g):
+    """``g`` times a power of two per image bringing its max-abs to [1, 2) when it left the safe range.
+
+    The exponent is read from the float32 bits, so the factor is an exact
+    power of two; images whose max-abs is zero or within
+    ``[2**-RESCALE_EXPONENT, 2**RESCALE_EXPONENT]`` are left as they are.
+    """
+    peak = tf.reduce_max(tf.abs(tf.cast(g, tf.float32)), axis=tf.range(1, tf.rank(g)), keepdims=True)
+    exponent = tf.bitwise.right_shift(tf.bitcast(peak, tf.int32), 23) - 127  # floor(log2), -127 for subnormals
+    outside = (peak > 0) & (tf.abs(exponent) > RESCALE_EXPONENT)
+    shift = tf.where(outside, tf.clip_by_value(-exponent, -126, 126), 0)
+    factor = tf.bitcast(tf.bitwise.left_shift(shift + 127, 23), tf.float32)  # 2**shift, exactly
+    return g * tf.cast(factor, g.dtype)
+
+
+def _rectifier(rule, max_value, rescale=False):
+    """ReLU (or ReLU6) whose backward pass follows ``rule``; ``rescale`` keeps the signal in float32's range."""
 
     @tf.custom_gradient
     def rectify(x):
@@ -41,7 +73,7 @@ def _rectifier(rule, max_value):
             if rule == "guided":
                 active = x > 0 if max_value is None else (x > 0) & (x < max_value)
                 g = g * tf.cast(active, g.dtype)
-            return g
+            return rescale_per_image(g) if rescale else g
 
         return y, backward
 
@@ -117,12 +149,14 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
     for name, value in given.items():
         dict.__setitem__(values, graph.step(name).output_ids[0], value)
     found, pool_switches = {}, {}
-    for index in graph.ancestors(outputs + sorted(linear), given=given):
+    order = graph.ancestors(outputs + sorted(linear), given=given)
+    cuts = cut_steps(graph, order, given, outputs + sorted(linear)) if rule in ("deconv", "guided") else ()
+    for index in order:
         step = graph.steps[index]
         # every value in float32 (a layer with its own float16 casts still returns float16), so that
         # what a method reads, and differentiates, is on the path
         ys = [as_float32(y) for y in _run_step(step, values, rule, step.name in linear, switches, found,
-                                                pool_switches)]
+                                                pool_switches, rescale=index in cuts)]
         for oid, value in zip(step.output_ids, ys):
             dict.__setitem__(values, oid, value)
         if step.name in outputs:
@@ -139,7 +173,29 @@ def as_float32(tensor):
     return tf.cast(tensor, tf.float32) if tensor.dtype in (tf.float16, tf.bfloat16) else tensor
 
 
-def _run_step(step, values, rule, linear, switches, found, pool_switches):
+def cut_steps(graph, order, given, wanted):
+    """The indices in ``order`` (steps run, in order) that every path from the inputs to ``wanted`` goes through.
+
+    A step is a cut when no tensor made before it (an input, a ``given``
+    activation, an earlier step's output) is read after it; ``wanted``
+    outputs count as read at the end. Rescaling the backward signal at a
+    cut scales everything below it by the same factor.
+    """
+    last = {}
+    for pos, index in enumerate(order):
+        last.update((tid, pos) for tid in graph.steps[index].input_ids)
+    for name in wanted:
+        last.update((oid, len(order)) for oid in graph.step(name).output_ids)
+    before = list(graph.input_ids) + [oid for name in given for oid in graph.step(name).output_ids]
+    reach, cuts = max([last.get(t, -1) for t in before] + [-1]), set()
+    for pos, index in enumerate(order):
+        if reach <= pos:
+            cuts.add(index)
+        reach = max([reach] + [last.get(t, -1) for t in graph.steps[index].output_ids])
+    return cuts
+
+
+def _run_step(step, values, rule, linear, switches, found, pool_switches, rescale=False):
     """One step of ``run``: its outputs, recording pre-activations and switches."""
     args, kwargs = step.fill_in(values)
     if linear:
@@ -147,7 +203,7 @@ def _run_step(step, values, rule, linear, switches, found, pool_switches):
     if step.kind == "maxpool" and switches:
         y, pool_switches[step.name] = _max_pool_with_switches(step, args[0])
     elif rule not in (None, "gradient") and step.activation in ("relu", "relu6"):
-        y = _rectifier(rule, step.relu_max)(call_layer(step, args, kwargs, linear=True))
+        y = _rectifier(rule, step.relu_max, rescale)(call_layer(step, args, kwargs, linear=True))
     else:
         y = call_layer(step, args, kwargs)
     return y if isinstance(y, (list, tuple)) else [y]

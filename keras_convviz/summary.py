@@ -20,6 +20,9 @@ JSON documents (the model walk, a step's predictions and value ranges; see
 
 from __future__ import annotations
 
+import glob
+import os
+
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import summary_pb2
@@ -90,10 +93,18 @@ class Writer:
 
     def __init__(self, logdir, max_queue=100, flush_millis=None):
         self.logdir = str(logdir)
+        before = set(glob.glob(os.path.join(glob.escape(self.logdir), "*.convviz")))
         self._writer = tf.summary.create_file_writer(
             self.logdir, max_queue=max_queue, flush_millis=flush_millis, filename_suffix=".convviz"
         )
+        # the event file, created with the writer: ``gone()`` notices when it is deleted under us
+        made = sorted(set(glob.glob(os.path.join(glob.escape(self.logdir), "*.convviz"))) - before)
+        self.path = made[-1] if len(made) == 1 else None
         self.contents = {}
+
+    def gone(self):
+        """True when the event file (or its folder) was deleted: what is written now would be lost."""
+        return not os.path.exists(self.path or self.logdir)
 
     def content_for(self, method, layer, detail, kind, map=None, params=None, labels=None,  # noqa: A002
                     scale=None):
