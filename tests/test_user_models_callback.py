@@ -230,3 +230,27 @@ def _read(logdir):
     from test_callback import read_events
 
     return read_events(logdir)
+
+
+# ---------------------------------------------------------------- box-filter default layer
+def test_mobilenet_box_filter_default_layer_is_the_last_block_end_not_conv_preds(tmp_path, capsys):
+    """MobileNet's last conv is conv_preds, a (1, 1) classifier conv after pooling; the default is deconv's."""
+    import keras
+    from PIL import Image
+
+    from keras_convviz import box_filter, cli, walk
+    from keras_convviz.methods.boxfilter import default_layer
+
+    model = keras.applications.MobileNet(weights=None, input_shape=(128, 128, 3))
+    assert walk(model).conv_steps()[-1].name == "conv_preds"  # what the old default picked
+    assert default_layer(model) == "conv_pw_13" == walk(model).block_ends()[-1]
+    # a map with geometry: a corner crop reaches the near corner of conv_pw_13's 4x4 map more than the far one
+    fraction = box_filter(model, default_layer(model), (0, 0, 32, 32)).maps["conv_pw_13"].fraction
+    assert fraction.shape[:2] == (4, 4) and fraction[0, 0] > fraction[-1, -1]
+    # the command's default
+    png = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png)
+    code = cli.main(["boxfilter", "forward", "--model", "mobilenet", "--weights", "none", "--size", "64,64",
+                     "--crop", "0,0,16,16", str(png), "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert "layer conv_pw_13" in capsys.readouterr().out

@@ -33,7 +33,7 @@ def register(sub):
     add_fit_arg(p)
     p.add_argument("--layer", default=None,
                    help="last layer (forward) or the layer holding the crop (backward); "
-                        "default: the model's last convolution")
+                        "default: the last block's last convolution, as for deconv")
     p.add_argument("--crop", required=True, metavar="X,Y,W,H", type=ints_arg(4, "--crop"),
                    help="crop: in pixels of INPUT (scaled with it to the model input) for forward, "
                         "in feature-map units of LAYER for backward")
@@ -56,7 +56,7 @@ def run(args):
 
     from .. import media
     from ..figures.boxfilter import pictures
-    from ..methods.boxfilter import box_filter, check_crop
+    from ..methods.boxfilter import box_filter, check_crop, default_layer
 
     check_out_dir(args)
     # read the input (and fail on it) before the model is built
@@ -65,14 +65,8 @@ def run(args):
         check_crop(args.crop, image.shape[:2], f"the image {os.path.basename(args.input)!r}")
     preset = load_preset(args, size=args.size)
     model = preset.model
-    layer = args.layer
-    if layer is None:
-        from ..graph import walk
-
-        convs = walk(model).conv_steps()
-        if not convs:
-            raise ValueError("the model has no convolution; pass --layer")
-        layer = convs[-1].name
+    # the last block's last conv (MobileNet: conv_pw_13, not the 1x1 conv_preds after pooling), as deconv's
+    layer = args.layer if args.layer is not None else default_layer(model)
     given = args.crop
     _, placement = fit_image(args, preset, image)  # the crop moves with the photo (--fit)
     crop = placement.box_to_input(given) if args.mode == "forward" else given

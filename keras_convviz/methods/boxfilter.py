@@ -42,7 +42,7 @@ from ..progress import tracker
 from ..request import chunks
 from .boxchain import INPUT, build_chain
 
-__all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "scale_crop", "check_crop"]
+__all__ = ["box_filter", "BoxMaps", "BoxFilterResult", "scale_crop", "check_crop", "default_layer"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +134,20 @@ def _masks(crops, hw):
 
 
 # ------------------------------------------------------------------- the call
+def default_layer(model) -> str:
+    """The default layer: the last block's last convolution (``Graph.block_ends``), as deconv's.
+
+    Not the model's last convolution: after global pooling that is a ``(1, 1)``
+    classifier conv (MobileNet's ``conv_preds``) whose maps show nothing of
+    the crop's geometry.
+    """
+    graph = walk(model)
+    ends = graph.block_ends() or [s.name for s in graph.conv_steps()]
+    if not ends:
+        raise ValueError(f"model {graph.model.name!r} has no convolution; name the layer (--layer)")
+    return ends[-1]
+
+
 def _input_name(graph):
     # Keras 3 has no public accessor for the InputLayer behind a model input
     # (Sequential hides it from .layers and KerasTensor.name is the tensor's
