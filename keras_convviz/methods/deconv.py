@@ -240,8 +240,11 @@ def deconv(model, inputs, layer, maps=1, activations=1, joint=True, batch_size=D
         ``False`` one projection per map, ``(N, M, H, W, C)``.
       batch_size: how many full-image backward passes run at once (memory).
 
-    Returns a numpy array in model-input space. Values outside (0, 1],
-    counts of 0 or above the layer's size raise ``ValueError``.
+    Returns a numpy array in model-input space: the projection, or, where it
+    would underflow float32 (deep untrained networks such as MobileNet at
+    ``conv_pw_13``), the projection times a positive power of two per image
+    (per projection when separate; ``probe.RESCALE_EXPONENT``). Values
+    outside (0, 1], counts of 0 or above the layer's size raise ``ValueError``.
     """
     return projections(model, inputs, layer, maps, activations, joint, batch_size).images
 

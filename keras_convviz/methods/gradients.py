@@ -122,7 +122,10 @@ def guided_backprop(model, inputs, target=None, output=None, batch_size=32):
     """Guided backpropagation (Springenberg et al. 2015) of the target logit.
 
     Every ReLU/ReLU6 passes ``relu(g) * (x > 0)`` backwards (the deconv
-    engine's ``"guided"`` rule). Returns float32 ``(N, H, W, C)``.
+    engine's ``"guided"`` rule). Returns float32 ``(N, H, W, C)``: the plain
+    values, or, where they would leave float32's range (deep untrained
+    networks), the plain values times a positive power of two per image
+    (``probe.RESCALE_EXPONENT``).
     """
     request = prepare(model, inputs, target, output, batch_size)
     return per_image(_gradient_fn(request.graph, request.score, "gradient", rule="guided"), request)
