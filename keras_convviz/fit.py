@@ -31,7 +31,7 @@ from PIL import Image
 
 __all__ = ["POLICIES", "DEFAULT_FIT", "MAX_DISPLAY_SIDE", "MAX_INPUT_SIDE", "Placement", "place",
            "fit_input", "neutral_fill", "map_to_photo", "photo_view", "box_on_view", "window_on_view",
-           "check_policy", "describe"]
+           "check_policy", "describe", "to_channels"]
 
 POLICIES = ("pad", "crop", "stretch")
 DEFAULT_FIT = "pad"
@@ -161,14 +161,36 @@ def neutral_fill(preprocess, mean_pixel=(127.5, 127.5, 127.5)) -> np.ndarray:
     return np.asarray(preprocess(pixel.copy()), np.float32).reshape(-1)
 
 
-def fit_input(image, placement: Placement, preprocess, fill) -> np.ndarray:
-    """The model input ``(H, W, C)`` of an RGB uint8 photo: resized, preprocessed, pasted on ``fill``."""
+def to_channels(rgb, channels) -> np.ndarray:
+    """RGB pixels ``(..., 3)`` (0..255) as ``channels`` model channels, float32.
+
+    1: ITU-R BT.601 luminance ``0.299 R + 0.587 G + 0.114 B`` (PIL's ``L``);
+    3: as they are; 4: RGB plus an opaque alpha of 255 (a photo has no
+    transparency: alpha means "fully there"). Anything else is a ``ValueError``.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    if channels == 3:
+        return rgb
+    if channels == 1:
+        return (rgb[..., :3] @ np.asarray(LUMA, np.float32))[..., None]
+    if channels == 4:
+        return np.concatenate([rgb[..., :3], np.full(rgb.shape[:-1] + (1,), 255.0, np.float32)], axis=-1)
+    raise ValueError(f"the model takes {channels}-channel images; convviz feeds photos to models with 1 "
+                     f"(grayscale), 3 (RGB) or 4 (RGBA) channels")
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+
+
+def fit_input(image, placement: Placement, preprocess, fill, channels=3) -> np.ndarray:
+    """The model input ``(H, W, C)`` of an RGB uint8 photo: resized, converted to ``channels``
+    (:func:`to_channels`), preprocessed, pasted on ``fill``."""
     from .media import resize
 
     image = np.asarray(image)
     if image.shape[:2] != placement.photo:
         raise ValueError(f"the placement is for a {placement.photo} photo, got one of shape {image.shape[:2]}")
-    resized = resize(image, placement.resized).astype(np.float32)
+    resized = to_channels(resize(image, placement.resized), channels)
     values = np.asarray(preprocess(resized[None]), np.float32)[0]
     fill = np.asarray(fill, np.float32).reshape(-1)
     canvas = np.empty(tuple(placement.size) + (values.shape[-1],), np.float32)

@@ -30,6 +30,9 @@ __all__ = [
     "save_png",
     "save_gif",
     "png_bytes",
+    "capped",
+    "MAX_PICTURE_SIDE",
+    "discard_partial",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -211,18 +214,36 @@ def atomic_write(path, data):
     os.makedirs(folder, exist_ok=True)
     # The name is registered before the file exists, so a signal at any moment finds it (discard_partial).
     tmp = os.path.join(folder, f".convviz-{uuid.uuid4().hex}.part")
-    WRITING.add(tmp)
     try:  # any exit (an OSError, KeyboardInterrupt, ...) removes the temporary
-        # 0o666 through the umask, as open() would give; mkstemp's 0600 would ignore the user's umask
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with _signals_held():  # registered and created as one step: no signal sees a file not in WRITING
+            WRITING.add(tmp)
+            # 0o666 through the umask, as open() would give; mkstemp's 0600 would ignore the user's umask
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        WRITING.discard(tmp)
+        with _signals_held():  # removed, then forgotten: never forgotten while it still exists
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            WRITING.discard(tmp)
     return path
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT/SIGTERM held back (delivered on exit) in the main thread, where the CLI's handler runs."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    saved = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
 
 
 # Temporary files being written right now (atomic_write); the CLI's signal handler removes them.
@@ -252,10 +273,30 @@ def _as_uint8(image):
     return arr
 
 
+# No written picture is longer than this a side: an extreme-aspect photo (1000x1) would otherwise
+# give strips of hundreds of thousands of pixels once panels are enlarged or put side by side.
+MAX_PICTURE_SIDE = 1024
+
+
+def capped(image, max_side=None):
+    """A uint8 picture whose every side is at most ``max_side`` (:data:`MAX_PICTURE_SIDE`), aspect kept.
+
+    Larger pictures are scaled down (Lanczos; at least 1 px a side); smaller ones pass unchanged.
+    """
+    arr = _as_uint8(image)
+    limit = MAX_PICTURE_SIDE if max_side is None else int(max_side)
+    h, w = arr.shape[:2]
+    if max(h, w) <= limit:
+        return arr
+    factor = limit / max(h, w)
+    size = (max(1, min(limit, round(w * factor))), max(1, min(limit, round(h * factor))))
+    return np.asarray(Image.fromarray(arr).resize(size, Image.LANCZOS))
+
+
 def png_bytes(image):
-    """PNG-encode an RGB/gray image (uint8, or float in [0, 1])."""
+    """PNG-encode an RGB/gray image (uint8, or float in [0, 1]), capped at :data:`MAX_PICTURE_SIDE` a side."""
     buf = io.BytesIO()
-    Image.fromarray(_as_uint8(image)).save(buf, format="PNG")
+    Image.fromarray(capped(image)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -268,6 +309,6 @@ def save_gif(path, frames, duration=0.5):
     import imageio.v3 as iio
 
     buf = io.BytesIO()
-    frames = [_as_uint8(f) for f in frames]
+    frames = [capped(f) for f in frames]
     iio.imwrite(buf, np.stack(frames), extension=".gif", duration=int(duration * 1000), loop=0)
     return atomic_write(path, buf.getvalue())

@@ -37,15 +37,50 @@ class Preset:
 
     @property
     def input_size(self):
-        """The model input ``(H, W)``; ``None`` entries for a flexible-size model."""
-        shape = self.model.inputs[0].shape
-        return tuple(None if d is None else int(d) for d in shape[1:3])
+        """The model input ``(H, W)``; ``None`` entries for a flexible-size model.
+
+        A model that does not take one image ``(H, W, C)`` (a vector input,
+        several inputs) is a ``ValueError`` naming what is needed.
+        """
+        return tuple(None if d is None else int(d) for d in self.image_shape[:2])
+
+    @property
+    def image_shape(self):
+        """The model's one image input ``(H, W, C)`` (``None`` for flexible sides), or a ``ValueError``."""
+        inputs = self.model.inputs
+        if len(inputs) != 1:
+            raise ValueError(f"model {self.model.name!r} has {len(inputs)} inputs; convviz explains models "
+                             f"with one image input (H, W, C): wrap the model so the other inputs are fixed")
+        shape = tuple(inputs[0].shape[1:])
+        if len(shape) != 3 or shape[-1] is None:
+            raise ValueError(f"model {self.model.name!r} takes inputs of shape {shape}, not an image: convviz "
+                             f"needs a model whose input is an image (H, W, C), e.g. keras.Input((224, 224, 3))")
+        return shape
+
+    @property
+    def channels(self) -> int:
+        """The model input's channel count: photos are converted to it (:func:`fit.to_channels`)."""
+        return int(self.image_shape[-1])
 
     def placement(self, image, fit="pad"):
         """Where ``image`` (an RGB array) goes in the model input: a :class:`fit.Placement`."""
         from .fit import place
 
         return place(np.asarray(image).shape[:2], self.input_size, fit)
+
+    def pinned(self, size):
+        """This preset with a flexible-size model fixed at ``size = (H, W)`` (the same weights).
+
+        Methods that need a fixed input (Grad-CAM, occlusion, deconv, ...)
+        take the pinned model; a fixed-size model is returned as it is.
+        """
+        if None not in self.input_size:
+            return self
+        import keras
+
+        inputs = keras.Input(tuple(int(v) for v in size) + (self.channels,))
+        model = keras.Model(inputs, self.model(inputs), name=self.model.name)
+        return dataclasses.replace(self, model=model)
 
     def class_name(self, index):
         """The name of class ``index``, or ``"class index"`` when it has none."""
@@ -81,10 +116,17 @@ class Preset:
         return np.stack([self.fitted(im, place(im.shape[:2], size, fit)) for im in images])
 
     def fitted(self, image, placement):
-        """The model input ``(H, W, C)`` of one RGB image at ``placement``, on the preprocessed mean pixel."""
-        from .fit import fit_input, neutral_fill
+        """The model input ``(H, W, C)`` of one RGB image at ``placement``, on the preprocessed mean pixel.
 
-        return fit_input(np.asarray(image), placement, self.preprocess, neutral_fill(self.preprocess, self.mean_pixel))
+        The one place a photo becomes a model input: the photo is converted
+        to the model's channels (:func:`fit.to_channels`: 1 = ITU-R 601
+        luminance, 4 = RGB plus an opaque alpha of 255), then preprocessed.
+        """
+        from .fit import fit_input, neutral_fill, to_channels
+
+        channels = self.channels
+        fill = neutral_fill(self.preprocess, to_channels(np.asarray(self.mean_pixel, np.float32), channels))
+        return fit_input(np.asarray(image), placement, self.preprocess, fill, channels)
 
 
 def imagenet_class_names():

@@ -68,6 +68,8 @@ def projection_image(p, eps=None):
     scale (an exactly-zero projection stays grey; ``eps``: an absolute floor).
     """
     p = np.asarray(p, np.float64)
+    if p.ndim == 3 and p.shape[-1] == 4:  # an RGBA model: the RGB part is drawn (alpha has no colour)
+        p = p[..., :3]
     top = np.abs(p).max() if p.size else 0.0
     scale = top if top > (eps or 0.0) else np.inf
     img = 0.5 + 0.5 * p / scale

@@ -86,7 +86,13 @@ def check_model(graph, scores=True, output=None, fixed_size=True) -> Optional[St
     grids, Grad-CAM upsampling, deconv canvases and the compiled signatures
     need it). ``scores``: the explained output is a ``(N, classes)`` class
     score vector (not a feature map); returns that step (None without ``scores``).
+    Every method explains one image input: a model with several is refused here.
     """
+    if len(graph.input_ids) != 1:
+        raise ValueError(
+            f"model {graph.model.name!r} has {len(graph.input_ids)} inputs; the methods explain one image "
+            f"input: wrap it as keras.Model(image_input, model([image_input, *fixed_other_inputs])) first."
+        )
     if fixed_size and (len(graph.input_shape) != 3 or any(d is None for d in graph.input_shape)):
         raise ValueError(
             f"model {graph.model.name!r} takes inputs of shape {tuple(graph.input_shape)}; this method needs "

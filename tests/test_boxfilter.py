@@ -422,8 +422,8 @@ def test_cli_forward_on_an_rgba_png_writes_both_pictures(tmp_path):
     r = convviz("boxfilter", "forward", "--model", "demo", "--weights", "none", "--crop", "10,20,30,40", png,
              "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(out)) == ["conv_maps.png", "conv_maps_ratio.png"]
-    assert Image.open(out / "conv_maps.png").size[0] > 64
+    assert sorted(os.listdir(out)) == ["in_conv_maps.png", "in_conv_maps_ratio.png"]  # named after the input
+    assert Image.open(out / "in_conv_maps.png").size[0] > 64
     assert "wrote" in r.stdout
 
 
@@ -433,7 +433,7 @@ def test_cli_backward_on_a_video_frame_with_overlay_and_errors(tmp_path, clip):
              "--layer", "conv_pw_6", "--crop", "1,1,2,3", "--overlay", clip, "--frame", "3",
              "--out", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (out / "conv_maps.png").is_file() and (out / "conv_maps_ratio.png").is_file()
+    assert (out / "clip_frame3_conv_maps.png").is_file() and (out / "clip_frame3_conv_maps_ratio.png").is_file()
     # a frame past the end: exit 2 and one line on stderr (no TensorFlow chatter)
     r = convviz("boxfilter", "forward", "--model", "demo", "--weights", "none", "--crop", "0,0,4,4", clip, "--frame", "9",
              "--out", tmp_path / "bad", cwd=tmp_path)

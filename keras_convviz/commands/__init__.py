@@ -54,11 +54,15 @@ def fit_image(args, preset, image):
     """``(model input batch, Placement)`` of IMAGE under ``--fit``; prints one line on how it was fitted.
 
     The one entry of every image command into :mod:`keras_convviz.fit`: the
-    same Placement maps the results back onto the photo.
+    same Placement maps the results back onto the photo. A flexible-size
+    ``(None, None, C)`` model is pinned here at the size it runs at (the
+    photo's, capped; ``preset.model`` is replaced by :meth:`Preset.pinned`'s),
+    so every method, fixed-size ones included, takes it.
     """
     from ..fit import describe
 
     placement = preset.placement(image, args.fit)
+    preset.model = preset.pinned(placement.size).model
     said = [f"input: {preset.input_convention}"] if preset.input_convention else []
     if placement.photo != placement.size:
         print("; ".join([describe(placement)] + said))
@@ -109,28 +113,73 @@ def check_out_dir(args):
 
 
 def out_path(args, name):
-    """``--out``/``name``, creating the folder on first use."""
+    """``--out``/``name``, creating the folder on first use; never the same path twice in one run.
+
+    A name this run has handed out already (two layers whose names slugify
+    alike, ...) gets ``_2``, ``_3`` before its extension, so no output of
+    the run overwrites another. The record lives on ``args``: one per run.
+    """
     os.makedirs(args.out, exist_ok=True)
-    return os.path.join(args.out, name)
+    claimed = vars(args).setdefault("claimed_outputs", set())
+    base, ext = os.path.splitext(name)
+    path, count = os.path.join(args.out, name), 1
+    while os.path.normcase(os.path.abspath(path)) in claimed:
+        count += 1
+        path = os.path.join(args.out, f"{base}_{count}{ext}")
+    claimed.add(os.path.normcase(os.path.abspath(path)))
+    return path
 
 
 def slug(text):
-    """A file-name-safe version of ``text`` (layer and class names in file names)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+    """A file-name-safe version of ``text`` (input, layer and class names in file names).
+
+    Letters and digits of any script are kept (``猫`` stays ``猫``: two photos
+    named in another script must not collide); path separators, control
+    characters, spaces and punctuation other than ``.-_`` become ``_``.
+    """
+    return re.sub(r"[^\w.-]+", "_", str(text)).strip("_") or "x"
+
+
+# Most file systems allow 255 bytes a name; the margin leaves room for _2 and a temporary's suffix.
+MAX_NAME_BYTES = 200
+
+
+def fit_name(stem, rest):
+    """``stem + rest`` at most :data:`MAX_NAME_BYTES` bytes (UTF-8), cut in the stem.
+
+    A cut stem ends in ``~`` and 8 hex digits of its full text's hash, so two
+    long names that share a prefix stay apart; ``rest`` (the method, the
+    layer, the extension) is kept whole while it fits.
+    """
+    if len((stem + rest).encode()) <= MAX_NAME_BYTES:
+        return stem + rest
+    import hashlib
+
+    tag = "~" + hashlib.sha1((stem + rest).encode()).hexdigest()[:8]
+    room = MAX_NAME_BYTES - len((tag + rest).encode())
+    if room < 16:  # even the rest is too long: keep its end (the extension), hash the whole
+        keep = (stem + rest).encode()[-(MAX_NAME_BYTES - len(tag.encode()) - 16):].decode("utf-8", "ignore")
+        return stem.encode()[:16].decode("utf-8", "ignore") + tag + keep
+    return stem.encode()[:room].decode("utf-8", "ignore") + tag + rest
 
 
 def input_stem(args):
     """The output-name stem of the input file: its base name, plus ``_frameN`` for video frames."""
-    stem = slug(os.path.splitext(os.path.basename(args.image))[0])
+    source = getattr(args, "image", None) or getattr(args, "input")
+    stem = slug(os.path.splitext(os.path.basename(source))[0])
     if getattr(args, "frame", None) is not None:
         stem += f"_frame{args.frame}"
     return stem
 
 
 def output_name(args, *parts, ext="png"):
-    """``--out/<stem>_<part>_..._.<ext>``: every command names its files this way."""
-    name = "_".join([input_stem(args)] + [slug(p) for p in parts])
-    return out_path(args, f"{name}.{ext}")
+    """``--out/<stem>_<part>_....<ext>``: every command names its files this way.
+
+    Unicode names are kept, an over-long stem is cut with a hash
+    (:func:`fit_name`), and no path repeats within a run (:func:`out_path`).
+    """
+    rest = "".join("_" + slug(p) for p in parts) + f".{ext}"
+    return out_path(args, fit_name(input_stem(args), rest))
 
 
 # ---------------------------------------------------------------- argparse types

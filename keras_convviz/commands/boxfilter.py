@@ -5,8 +5,9 @@
     convviz boxfilter backward --model mobilenet --weights none --layer conv_pw_13 \\
         --crop 3,1,3,5 --overlay photo.jpg --out maps/
 
-Writes ``conv_maps.png`` (fraction) and ``conv_maps_ratio.png`` (inside /
-(inside + outside)) to ``--out``. The geometry needs no trained weights, so
+Writes ``<stem>_conv_maps.png`` (fraction) and ``<stem>_conv_maps_ratio.png``
+(inside / (inside + outside)) to ``--out``, named after INPUT like every
+command's outputs. The geometry needs no trained weights, so
 ``--weights none`` works offline.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, out_path,
+from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, output_name,
                warn_blank)
 
 
@@ -24,8 +25,8 @@ def register(sub):
         help="receptive-field box-filter maps of a crop, forward or backward",
         description="Run an averaging box filter with every layer's geometry, forward from an "
                     "input crop or backward from a crop of LAYER's feature map, and draw the "
-                    "fraction map (conv_maps.png) and the inside/(inside+outside) ratio map "
-                    "(conv_maps_ratio.png) of every layer.",
+                    "fraction map (<input>_conv_maps.png) and the inside/(inside+outside) ratio map "
+                    "(<input>_conv_maps_ratio.png) of every layer.",
     )
     p.add_argument("mode", choices=("forward", "backward"),
                    help="forward: crop in input pixels; backward: crop in LAYER's feature-map units")
@@ -75,7 +76,7 @@ def run(args):
     # drawn on the photo at its resolution: maps cut back to its region, the crop in photo coordinates
     fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers,
                                placement=placement)
-    paths = [out_path(args, "conv_maps.png"), out_path(args, "conv_maps_ratio.png")]
+    paths = [output_name(args, "conv_maps"), output_name(args, "conv_maps", "ratio")]
     media.save_png(paths[0], fraction)
     media.save_png(paths[1], ratio)
     last = result.maps[result.layer if args.mode == "forward" else result.input_name]

@@ -60,6 +60,7 @@ def run(args):
     check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
+    fitted = fit_image(args, preset, image)  # first: it pins a flexible-size model
     layers = args.layer or list(preset.default_layers)
     if not layers:
         raise ValueError(f"model {preset.model.name!r} has no conv layers; pick layers with --layer")
@@ -67,7 +68,7 @@ def run(args):
     for name in layers:  # every layer and count checked before anything is computed or written
         selection(graph, name, maps, activations)
     written = []
-    for (part, ext), picture in _pictures(args, preset, image, layers, maps, activations).items():
+    for (part, ext), picture in _pictures(args, preset, (image, fitted), layers, maps, activations).items():
         path = output_name(args, part, ext=ext)
         if ext == "gif":
             media.save_gif(path, picture)
@@ -78,16 +79,19 @@ def run(args):
     return 0
 
 
-def _pictures(args, preset, image, layers, maps, activations):
-    """``{(name part, extension): picture}``: per layer a PNG (and a GIF), then the layer grid."""
+def _pictures(args, preset, photo, layers, maps, activations):
+    """``{(name part, extension): picture}``: per layer a PNG (and a GIF), then the layer grid.
+
+    ``photo = (image, (x, placement))``: the RGB photo and its fitted model input.
+    """
     from keras.utils import Progbar
 
     from ..figures import deconv as figures
     from ..methods.deconv import cumulative, projections
 
-    x, placement = fit_image(args, preset, image)
+    photo, (x, placement) = photo
     # every picture is drawn on the photo at its resolution, fields mapped back through the placement
-    model, photo = preset.model, image
+    model = preset.model
     order = figures.display_order(preset.preprocess, x.shape[-1])
     options = dict(maps=maps, activations=activations, batch_size=args.batch_size)
     pictures, separate = {}, []

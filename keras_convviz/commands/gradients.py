@@ -81,12 +81,12 @@ def run(args):
     check_out_dir(args)
     image = media.read_input(args.image, args.frame)
     preset = load_preset(args)
+    x, placement = fit_image(args, preset, image)  # first: it pins a flexible-size model
     graph = walk(preset.model)
     head = class_score_step(graph)
     target = class_index(args.target, preset, int(head.output_shape[-1]))
     if method == "gradcam" and args.layer is not None:
         graph.spatial_step(args.layer)
-    x, placement = fit_image(args, preset, image)
 
     probs = class_probabilities(graph, head, x)[0]
     top = np.argsort(-probs, kind="stable")[: min(args.top, probs.size)]

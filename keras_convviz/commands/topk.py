@@ -53,18 +53,29 @@ def register(sub):
 
 
 def find_images(source):
-    """Image files under a folder (recursive) or matching a glob, sorted."""
+    """Image files under a folder (recursive) or matching a glob, sorted, each file once.
+
+    A glob's ``**`` follows symlinked folders (a loop lists one photo under
+    many paths) and links can name one file twice: every path is resolved
+    to its real path once and only the first path of each file is kept.
+    """
     if os.path.isdir(source):
         found = []
         for root, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(os.path.join(root, f) for f in files
                          if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
-        return sorted(found)
-    matches = glob.glob(source, recursive=True)
-    if not matches and not glob.has_magic(source):
-        raise ValueError(f"{source!r} is neither a folder nor a glob that matches files")
-    return sorted(p for p in matches if os.path.isfile(p))
+    else:
+        found = glob.glob(source, recursive=True)
+        if not found and not glob.has_magic(source):
+            raise ValueError(f"{source!r} is neither a folder nor a glob that matches files")
+    unique, seen = [], set()
+    for path in sorted(found, key=lambda p: (p.count(os.sep), p)):  # the shortest path of a file wins
+        real = os.path.realpath(path)
+        if real not in seen and os.path.isfile(real):
+            seen.add(real)
+            unique.append(path)
+    return sorted(unique)
 
 
 def run(args):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fit import MAX_DISPLAY_SIDE as MAX_SIDE
 from ..render import colormap, overlay, projection_image
 
 __all__ = ["pictures", "max_scaled", "stretch", "enlarge"]
@@ -54,9 +55,13 @@ def stretch(m) -> np.ndarray:
     return np.clip(m / top, 0, 1) if top > 0 else np.zeros_like(m)
 
 
-def enlarge(image, minimum=192) -> np.ndarray:
-    """Small pictures (the 64x64 demo) enlarged by an integer factor, nearest neighbour."""
-    factor = -(-minimum // min(image.shape[:2]))
+def enlarge(image, minimum=192, maximum=MAX_SIDE) -> np.ndarray:
+    """Small pictures (the 64x64 demo) enlarged by an integer factor, nearest neighbour.
+
+    The factor never takes a side past ``maximum``: a 1000x1 photo's strip
+    stays a strip (it would otherwise grow to 192 x 192000).
+    """
+    factor = min(-(-minimum // min(image.shape[:2])), maximum // max(image.shape[:2]))
     if factor <= 1:
         return image
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
