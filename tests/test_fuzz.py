@@ -301,6 +301,85 @@ def test_fuzz_hostile_files_cli(case, capsys):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- user models and odd-mode photos (issue 25)
+def user_model(channels, inputs, flexible, sigmoid):
+    """A generated small CNN: ``channels`` 1/3/4, ``inputs`` image inputs, a flexible size, a sigmoid head."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(channels * 10 + inputs)
+    shape = (None, None, channels) if flexible else (14, 16, channels)
+    ins = [keras.Input(shape) for _ in range(inputs)]
+    feats = [layers.Conv2D(3, 3, padding="same", activation="relu")(i) for i in ins]
+    x = feats[0] if inputs == 1 else layers.Add()(feats)
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, padding="same", activation="relu")(x))
+    head = layers.Dense(1, activation="sigmoid") if sigmoid else layers.Dense(CLASSES, activation="softmax")
+    return keras.Model(ins, head(x))
+
+
+def odd_photo(mode, size, rotate):
+    """An RGB uint8 array read through media.read_image from a file of PIL ``mode`` (EXIF-rotated on request)."""
+    from PIL import Image
+
+    from keras_convviz import media
+
+    rgb = Image.fromarray((np.random.default_rng(size[0] * 7 + size[1]).random(size + (3,)) * 255).astype(np.uint8))
+    img = rgb.convert("I;16") if mode == "I;16" else rgb.convert(mode)
+    folder = tempfile.mkdtemp(prefix="convviz-fuzz-photo-")
+    try:
+        path = os.path.join(folder, "p.png")
+        exif = Image.Exif()
+        if rotate:
+            exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+        img.save(path, exif=exif.tobytes()) if rotate else img.save(path)
+        return media.read_image(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+user_models = st.tuples(st.sampled_from([1, 3, 4]), st.sampled_from([1, 1, 2]), st.booleans(), st.booleans())
+odd_photos = st.tuples(st.sampled_from(["L", "RGBA", "P", "I;16", "RGB", "LA"]),
+                       st.tuples(st.integers(1, 30), st.integers(1, 30)), st.booleans())
+
+
+@given(spec=user_models, shot=odd_photos, method=st.sampled_from(["saliency", "gradcam", "occlusion"]),
+       target=st.sampled_from([None, 0, 1]))
+@settings(max_examples=25, deadline=None)
+def test_fuzz_user_models_and_odd_photos(spec, shot, method, target):
+    """Any generated model through the photo-to-input path: a map of the photo's fitted size, or a ValueError
+    exactly when the model has several inputs (the one thing convviz refuses)."""
+    import keras_convviz as kc
+    from keras_convviz import convention, presets
+
+    counted("user_models")
+    channels, inputs, flexible, sigmoid = spec
+    model = user_model(channels, inputs, flexible, sigmoid)
+    image = odd_photo(*shot)
+    assert image.dtype == np.uint8 and image.shape[-1] == 3
+    if shot[2]:  # EXIF orientation 6: shown rotated, as taken
+        assert image.shape[:2] == (shot[1][1], shot[1][0])
+    found = convention.assumed()
+    preset = presets.Preset("user", model, found.preprocess, found.deprocess, None, [])
+
+    def explain():
+        placement = preset.placement(image)
+        pinned = preset.pinned(placement.size)
+        x = pinned.prepare([image])
+        assert x.shape == (1,) + tuple(placement.size) + (channels,)
+        calls = {"saliency": lambda: kc.saliency(pinned.model, x, target),
+                 "gradcam": lambda: kc.gradcam(pinned.model, x, target),
+                 "occlusion": lambda: kc.occlusion(pinned.model, x, target, 4, 4).probability}
+        return placement, calls[method]()
+
+    result, err = clean(explain)
+    assert (err is None) == (inputs == 1), (spec, shot, method, err)
+    if result is not None:
+        placement, m = result
+        assert np.all(np.isfinite(m)) and m.shape[0] == 1
+        if method == "saliency":
+            assert m.shape[1:] == tuple(placement.size)
+
+
 # ---------------------------------------------------------------- dashboard
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(1 << 66), 1 << 66),
                                      st.floats(allow_nan=False), st.text(max_size=6)),
