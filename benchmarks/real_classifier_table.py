@@ -33,7 +33,7 @@ def attribution_maps(model, x, targets):
     maps, seconds = {}, {}
     runs = {
         "gradcam": lambda: kc.gradcam(model, x, targets),
-        "smoothgrad": lambda: kc.smoothgrad(model, x, targets, samples=16, seed=0),
+        "smoothgrad": lambda: kc.smoothgrad(model, x, targets, samples=50, noise=0.1, seed=0),
         "occlusion": lambda: _occlusion_drop(kc.occlusion(model, x, targets, patch=56, stride=28)),
         "saliency": lambda: kc.saliency(model, x, targets),
         "guided backprop": lambda: metrics.to_2d(kc.guided_backprop(model, x, targets)),
