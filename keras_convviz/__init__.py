@@ -31,6 +31,8 @@ _API = {
     "FeatureVis": "methods.featurevis",
     "top_activations": "methods.topk",
     "ConvVizCallback": "callbacks",
+    "show": "notebook",
+    "Figure": "notebook",
 }
 _MODULES = ("demo", "presets", "render", "media", "metrics", "summary", "select", "graph", "fields", "probe",
             "request", "fit", "hed", "beam")  # beam needs the [beam] extra (apache-beam)

@@ -35,6 +35,7 @@ import dataclasses
 
 import numpy as np
 
+from ..inline import Inline
 from ..checks import positive_int
 from ..graph import walk
 from ..probe import compiled
@@ -61,7 +62,7 @@ class BoxMaps:
 
 
 @dataclasses.dataclass(frozen=True)
-class BoxFilterResult:
+class BoxFilterResult(Inline):
     """The box-filter maps of every spatial layer on the way, in the order computed.
 
     ``maps`` is ``{layer_name: BoxMaps}``, the input map keyed by

@@ -10,6 +10,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from ..inline import Inline
 from ..probe import compiled, input_spec, run
 from ..request import prepare
 
@@ -17,7 +18,7 @@ __all__ = ["capture", "Capture"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Capture:
+class Capture(Inline):
     """Activations of the requested layers and switches of the max pools on the way.
 
     ``switches[pool]`` holds, per pooled output, the flattened index

@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
 from ..probe import compiled, input_spec, run
@@ -35,7 +36,7 @@ _INDICES = tf.TensorSpec((None,), tf.int64)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassModel:
+class ClassModel(Inline):
     """What :func:`class_model` found.
 
     ``images``: ``(N, H, W, C)`` model inputs. ``history``: ``(iterations,

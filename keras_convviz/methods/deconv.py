@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..checks import check_bool, count, indices
 from ..fields import receptive_fields
 from ..graph import Step, walk
@@ -160,7 +161,7 @@ def _selected(request, sel):
 
 # ---------------------------------------------------------------- results
 @dataclasses.dataclass(frozen=True)
-class Projections:
+class Projections(Inline):
     """Deconv projections of one layer with what was projected (Zeiler & Fergus 2014).
 
     ``images``: ``(N, H, W, C)`` (joint) or ``(N, M, H, W, C)`` (separate), in

@@ -34,6 +34,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..checks import finite_float
 from ..graph import walk
 from ..probe import compiled, input_spec
@@ -123,7 +124,7 @@ def check_alpha(alpha, param, solid=False, compact=False):
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureVis:
+class FeatureVis(Inline):
     """What :func:`featurevis` found.
 
     ``images``: ``(N, H, W, C)`` model inputs; ``history``: ``(iterations,

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..checks import finite_float
 from ..graph import walk
 from ..probe import compiled, input_spec, run
@@ -28,7 +29,7 @@ _NORMS = tf.TensorSpec((None,), tf.float32)  # ||Phi0||^2 per image
 
 
 @dataclasses.dataclass(frozen=True)
-class Inversion:
+class Inversion(Inline):
     """What :func:`invert` found.
 
     ``images``: the reconstructions ``(N, H, W, C)`` in input space.

@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..probe import compiled, input_spec, run
 from ..progress import tracker
 from ..request import chunks, prepare
@@ -36,7 +37,7 @@ __all__ = ["occlusion", "Occlusion", "grid_origins"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Occlusion:
+class Occlusion(Inline):
     """Occlusion maps (Zeiler & Fergus 2014, arXiv:1311.2901), one value per occluder position.
 
     ``probability``, ``top_class`` and ``activation`` are ``(N, gh, gw)``:

@@ -27,6 +27,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from ..inline import Inline
 from ..checks import positive_int
 from ..distributed import worker_count
 from ..graph import walk
@@ -37,7 +38,7 @@ __all__ = ["top_activations", "TopActivations", "units", "per_image_maxima", "me
 
 
 @dataclasses.dataclass(frozen=True)
-class TopActivations:
+class TopActivations(Inline):
     """The k strongest per-image maxima of every feature map of ``layer``.
 
     ``values`` ``(C, k)`` descending; ``image_ids`` ``(C, k)`` index of the

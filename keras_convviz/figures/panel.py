@@ -1,0 +1,70 @@
+"""A figure's frame: a title above it and a colour bar under it saying what the colours mean.
+
+Every picture the library draws (``figures/*``) can be framed here; the
+colour bar is drawn from the same palettes as the maps (``render.colormap``,
+``tb_plugin.metadata.COLORMAPS``), so its colours are the picture's colours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .. import render
+
+__all__ = ["Scale", "colour_bar", "titled", "BAR_HEIGHT", "TITLE_HEIGHT"]
+
+BAR_HEIGHT = 12  # the gradient strip, in pixels
+TITLE_HEIGHT = 22
+_TEXT_HEIGHT = 16  # one line of labels under the strip
+_MARGIN = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """What a picture's colours mean: ``colormap`` (a ``COLORMAPS`` name) from ``low`` to ``high``.
+
+    ``low`` / ``high`` are the labels at the ends of the bar (``"0"``,
+    ``"max 3.1e-02"``); ``meaning`` is said in the middle (``"|d logit / d
+    pixel|"``).
+    """
+
+    colormap: str = "inferno"
+    low: str = "0"
+    high: str = "max"
+    meaning: str = ""
+
+
+def colour_bar(scale: Scale, width) -> np.ndarray:
+    """An RGB uint8 strip ``width`` wide: the palette from low to high, labelled under it."""
+    width = max(int(width), 2 * _MARGIN + 2)
+    strip = render.colormap(np.tile(np.linspace(0.0, 1.0, width - 2 * _MARGIN), (BAR_HEIGHT, 1)), scale.colormap)
+    canvas = Image.new("RGB", (width, BAR_HEIGHT + _TEXT_HEIGHT + 4), (255, 255, 255))
+    canvas.paste(Image.fromarray(strip), (_MARGIN, 2))
+    draw = ImageDraw.Draw(canvas)
+    font = render.font(11)
+    y = BAR_HEIGHT + 4
+    draw.text((_MARGIN, y), scale.low, fill=(20, 20, 20), font=font)
+    right = draw.textlength(scale.high, font=font)
+    draw.text((width - _MARGIN - right, y), scale.high, fill=(20, 20, 20), font=font)
+    if scale.meaning:
+        middle = draw.textlength(scale.meaning, font=font)
+        draw.text(((width - middle) / 2, y), scale.meaning, fill=(60, 60, 60), font=font)
+    return np.asarray(canvas)
+
+
+def titled(picture, title, scale: Scale = None) -> np.ndarray:
+    """``picture`` (RGB uint8) with ``title`` above it and, given a ``scale``, its colour bar under it.
+
+    The picture itself is kept pixel for pixel (it sits at row
+    :data:`TITLE_HEIGHT`, column 0), so a framed figure contains exactly the
+    picture the CLI writes.
+    """
+    picture = render.as_rgb(np.asarray(picture))
+    framed = render.label(picture, str(title), height=TITLE_HEIGHT, size=14)
+    if scale is None:
+        return framed
+    bar = colour_bar(scale, picture.shape[1])
+    return np.concatenate([framed, bar], axis=0)

@@ -1,0 +1,203 @@
+"""One framed figure per result: the picture the CLI draws, its title and its colour scale.
+
+:func:`gradient_figure` draws a plain map (saliency, Grad-CAM, guided
+backprop, ...) with ``figures.gradients.pictures``, the CLI's drawing;
+:func:`result_figure` draws a result object with its family's figure code
+(``figures.occlusion``, ``figures.optimize``, ``figures.featurevis``,
+``figures.deconv``, ``figures.boxfilter``, ``figures.topk``). Each returns
+``(picture, default title, Scale or None)``; :mod:`keras_convviz.notebook` frames
+them (``figures.panel.titled``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import render
+from ..fit import map_to_photo, photo_view, place
+from ..labels import class_label
+from .panel import Scale
+
+__all__ = ["CHANNEL_METHODS", "drawing_method", "gradient_figure", "result_figure"]
+
+# Methods whose maps keep the input's channels, (N, H, W, C); the others are (N, H, W).
+CHANNEL_METHODS = ("guided", "guided_backprop", "ig", "integrated_gradients", "deconv", "lrp")
+_CAMS = ("gradcam", "gradcam_plus_plus", "scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "ablationcam")
+_STRETCHED = {"saliency": "|d logit / d pixel|", "smoothgrad": "mean |gradient| over noisy copies",
+              "ig": "sum over channels of |attribution|", "lrp": "sum over channels of |relevance|",
+              "rise": "mean score under random masks"}
+
+
+def drawing_method(method) -> str:
+    """The CLI's drawing for an API method name: ``"gradcam"``, ``"guided"``, ``"ig"`` or ``"saliency"``."""
+    method = (method or "saliency").lower().replace("-", "_")
+    if method in _CAMS:
+        return "gradcam"
+    if method in ("guided", "guided_backprop", "deconv"):
+        return "guided"
+    if method in ("ig", "integrated_gradients", "lrp"):
+        return "ig"
+    return "saliency"
+
+
+def _one_map(m, method, index):
+    """Image ``index`` of a batch of maps (a single map is taken as it is)."""
+    m = np.asarray(m, np.float64)
+    channels = str(method).lower() in CHANNEL_METHODS
+    batched = m.ndim == (4 if channels else 3)
+    if batched:
+        m = m[index]
+    if m.ndim not in (2, 3):
+        raise ValueError(f"show() takes a map (H, W) or (H, W, C), or a batch of them; got shape {np.shape(m)}")
+    return m
+
+
+def _gradient_scale(drawing, method, m) -> Scale:
+    if drawing == "guided":
+        top = float(np.abs(m).max()) if m.size else 0.0
+        return Scale("grey", f"-{top:.3g}", f"+{top:.3g}", f"{method}: mid-grey = 0")
+    if drawing == "gradcam":
+        return Scale("inferno", "0", f"max {float(m.max()):.3g}", f"{method}, scaled by its maximum")
+    strength = np.abs(m).sum(axis=-1) if m.ndim == 3 else np.abs(m)
+    top = float(np.percentile(strength, 99)) if strength.size else 0.0
+    return Scale("inferno", "0", f"{top:.3g} (99th pct)", _STRETCHED.get(method, f"|{method}|"))
+
+
+def gradient_figure(m, image=None, method="saliency", index=0, placement=None, fit="pad", order=None) -> tuple:
+    """A plain map as the CLI draws it: the map, and beside it the map over ``image`` when given.
+
+    ``image`` is RGB uint8: the model input's picture, or the original photo
+    (any size) placed by ``placement`` (a ``fit.Placement``; default: the
+    ``fit`` policy from the photo to the map's size, as ``Preset.prepare``).
+    """
+    from .gradients import enlarge, pictures
+
+    method = (method or "saliency").lower().replace("-", "_")
+    drawing = drawing_method(method)
+    m = _one_map(m, method, index)
+    if image is None:
+        rgb = np.zeros(m.shape[:2] + (3,), np.uint8)
+    else:
+        rgb = render.as_rgb(np.asarray(image))
+        if placement is None and rgb.shape[:2] != m.shape[:2]:
+            placement = place(rgb.shape[:2], m.shape[:2], fit)
+        if placement is not None:
+            rgb, m = photo_view(rgb, placement), map_to_photo(m, placement)
+    picture, blended = pictures(drawing, rgb, m, order)
+    shown = enlarge(picture) if image is None else _side_by_side(enlarge(picture), enlarge(blended))
+    return shown, f"{method} (image {index})", _gradient_scale(drawing, method, m)
+
+
+def _side_by_side(left, right):
+    from .deconv import hstack
+
+    return hstack([left, right])
+
+
+def _occlusion(result, image, index, class_names, placement):
+    from .occlusion import figure
+
+    if image is None:
+        image = np.full(tuple(result.image_size) + (3,), 128, np.uint8)
+    elif placement is None and np.asarray(image).shape[:2] != tuple(result.image_size):
+        placement = place(np.asarray(image).shape[:2], tuple(result.image_size), "pad")
+    picture = figure(image, result, index, class_names=class_names, placement=placement)
+    title = f"occlusion: {class_label(result.target[index], class_names)}, {result.patch[0]}px grey square"
+    return picture, title, Scale("inferno", "0", "1", "p(target) with the square there (2nd panel)")
+
+
+def _optimized(result, deprocess, class_names):
+    from .optimize import sheet
+
+    pictures = result.rgb(deprocess)
+    if hasattr(result, "labels"):  # FeatureVis
+        from .featurevis import unit_grid
+
+        return unit_grid(pictures, result.labels, result.values), f"feature visualization ({result.param})", None
+    if hasattr(result, "errors"):  # Inversion
+        titles = [f"{result.layer} error {e:.3f}" for e in result.errors]
+        return sheet(pictures, titles), f"inversion of {result.layer}", None
+    titles = [f"{class_label(t, class_names)} {s:.3g} p={float(np.max(p)):.2f}"
+              for t, s, p in zip(result.targets, result.scores, result.probabilities)]
+    return sheet(pictures, titles), "class models", None
+
+
+def _projections(result, image, index, placement, order):
+    from .deconv import joint_picture, projection_rgb, separate_picture
+    from .gradients import enlarge
+
+    top = float(np.abs(result.images[index]).max())
+    scale = Scale("grey", f"-{top:.3g}", f"+{top:.3g}", "deconv projection: mid-grey = 0")
+    title = f"deconv of {result.layer}, image {index}"
+    if not result.joint:
+        return separate_picture(result, order, index, placement), title, scale
+    if image is None:
+        return render.label(enlarge(projection_rgb(result.images[index], order)), result.layer), title, scale
+    image = render.as_rgb(np.asarray(image))
+    if placement is None and image.shape[:2] != result.images.shape[1:3]:
+        placement = place(image.shape[:2], result.images.shape[1:3], "pad")
+    return joint_picture(image, result, order, index, placement), title, scale
+
+
+def _capture(result, index, per_layer=8, cell=96):
+    rows, titles = [], []
+    for layer, a in result.activations.items():
+        a = np.asarray(a)
+        if a.ndim != 4:
+            continue
+        a = a[index]
+        strongest = np.argsort(-a.reshape(-1, a.shape[-1]).max(0), kind="stable")[:per_layer]
+        rows.append([render.heatmap(a[..., c]) for c in strongest])
+        titles.append([f"{layer}:{int(c)} max {float(a[..., c].max()):.3g}" for c in strongest])
+    if not rows:
+        raise ValueError("show(): this Capture holds no spatial activations (N, h, w, C) to draw")
+    picture = render.grid(rows, titles=titles, cell=(cell, cell))
+    return picture, f"activations of image {index}: the strongest maps per layer", \
+        Scale("inferno", "min", "max", "each map on its own scale")
+
+
+def _top_values(result, maps=16, cell=20):
+    chosen = result.strongest_maps(maps)
+    values = np.asarray(result.values, np.float64)[chosen]
+    cells = np.repeat(np.repeat(render.heatmap(values), cell, 0), cell, 1)
+    title = (f"{result.layer}: top-{result.k} activations (columns, strongest first) of its {len(chosen)} "
+             f"strongest maps (rows) over {result.count} images")
+    return cells, title, Scale("inferno", f"{values.min():.3g}", f"{values.max():.3g}", "activation")
+
+
+def _top_grid(result, model, images, deprocess, preprocess, maps=8):
+    from .topk import figure
+
+    picture, chosen = figure(model, result, images, maps=maps, deprocess=deprocess, preprocess=preprocess)
+    title = f"{result.layer}: the top-{result.k} activations of maps {', '.join(str(int(c)) for c in chosen)}"
+    return picture, title, Scale("grey", "-max", "+max", "projections (left half): mid-grey = 0")
+
+
+def _box_filter(result, image, index):
+    from .boxfilter import pictures
+
+    fraction, _ = pictures(result, image, overlay=image is not None, index=index)
+    title = f"box filter ({result.mode}) to {result.layer}: the fraction of each unit's inputs in the crop"
+    return fraction, title, Scale("inferno", "0", "each panel's max", "fraction from the crop")
+
+
+def result_figure(result, image=None, index=0, class_names=None, placement=None, deprocess=None,
+                  preprocess=None, model=None, images=None, order=None) -> tuple:
+    """``(picture, title, Scale or None)`` for a result object, with its family's figure code."""
+    kind = type(result).__name__
+    if kind == "Occlusion":
+        return _occlusion(result, image, index, class_names, placement)
+    if kind in ("ClassModel", "FeatureVis", "Inversion"):
+        return _optimized(result, deprocess, class_names)
+    if kind == "Projections":
+        return _projections(result, image, index, placement, order)
+    if kind == "Capture":
+        return _capture(result, index)
+    if kind == "TopActivations":
+        if model is None or images is None:
+            return _top_values(result)
+        return _top_grid(result, model, images, deprocess, preprocess)
+    if kind == "BoxFilterResult":
+        return _box_filter(result, image, index)
+    raise TypeError(f"show() draws numpy maps and keras_convviz results (Occlusion, ClassModel, FeatureVis, "
+                    f"Inversion, Projections, Capture, TopActivations, BoxFilterResult), not {kind}")
