@@ -17,6 +17,8 @@ import signal
 import sys
 import traceback
 
+from .preflight import preflight, run_command
+
 # Quiet TensorFlow's C++ start-up chatter before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
@@ -38,13 +40,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def version():
+    """The installed package's version (importlib.metadata), else setup.cfg's (a source checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("keras-convviz")
+    except metadata.PackageNotFoundError:
+        import configparser
+
+        config = configparser.ConfigParser()
+        config.read(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.cfg"))
+        return config.get("metadata", "version", fallback="unknown")
+
+
 def build_parser():
+    """The ``convviz`` parser: every command module's subcommand, each ending with runnable examples."""
+    from .helptext import add_examples
+
     parser = _Parser(prog="convviz", description="See inside convolutional networks.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"convviz (keras-convviz) {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in _commands():
         module.register(sub)
+    add_examples(sub)
     return parser
 
 
@@ -123,9 +144,10 @@ def _run(argv):
         except SystemExit as stop:  # a usage error (its one line printed) or --help: exit code, as for run()
             return stop.code if isinstance(stop.code, int) else 2
         command = args.command
+        preflight(args)  # files and cheap checks: a missing file answers before TensorFlow loads
         _import_tensorflow_quietly()
         _quiet_logs()
-        return int(args.run(args) or 0)
+        return run_command(args)
     except (ValueError, OSError) as err:  # OSError: EFBIG/ENOSPC, EROFS, EACCES, ENOTDIR, ...
         if "--debug" in argv:
             traceback.print_exc()

@@ -18,6 +18,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+# one list for the readers and the CLI's pre-flight (which runs before numpy is imported)
+from .preflight import VIDEO_EXTENSIONS
+
 __all__ = [
     "VIDEO_EXTENSIONS",
     "MAX_PIXELS",
@@ -33,9 +36,8 @@ __all__ = [
     "capped",
     "MAX_PICTURE_SIDE",
     "discard_partial",
+    "frame_count",
 ]
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 def _to_rgb8(img):
@@ -175,6 +177,20 @@ def read_frame(path, frame):
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, -1)
     return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+
+
+def frame_count(path) -> int:
+    """How many frames a video or an image file holds (1 for a still image)."""
+    path = os.fspath(path)
+    if path.lower().endswith(VIDEO_EXTENSIONS):
+        _check_file(path, "video")
+        reader = _open_video(path)
+        try:
+            return int(reader.count_frames())
+        finally:
+            reader.close()
+    with open_image(path) as img:
+        return int(getattr(img, "n_frames", 1))
 
 
 def read_input(path, frame=None):

@@ -9,6 +9,8 @@ import argparse
 import os
 import re
 
+from ..preflight import banner, frame_arg
+
 
 def add_model_args(parser, default="demo"):
     parser.add_argument("--model", default=default,
@@ -42,12 +44,21 @@ def add_image_command(sub, name, summary, description=None):
     p = sub.add_parser(name, help=summary, description=description or summary + ".")
     p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
     add_model_args(p)
-    p.add_argument("--frame", type=int, default=None, help="frame number when IMAGE is a video")
+    add_frame_arg(p)
     add_fit_arg(p)
     p.add_argument("--region", default=None, metavar="X,Y,W,H", type=ints_arg(4, "--region"),
                    help="explain the mean of the model's spatial output (e.g. --model hed edge logits) "
-                        "over this box, in model-input pixels (keras_convviz.select.region_score)")
+                        "over this box, in pixels of IMAGE like boxfilter's --crop (mapped through --fit to "
+                        "the model input; Python: keras_convviz.select.region_score)")
     return p
+
+
+def add_frame_arg(parser):
+    """``--frame``: required for a video (checked in ``preflight``); a range runs once per frame."""
+    parser.add_argument("--frame", type=frame_arg, default=None, metavar="N",
+                        help="frame of a video or multi-frame image (required for a video): a number "
+                             "(0-based), 'all', or START:STOP[:STEP] such as 0:30:5; a range writes one set "
+                             "of outputs per frame, named <input>_frameN_...")
 
 
 def fit_image(args, preset, image):
@@ -63,6 +74,8 @@ def fit_image(args, preset, image):
 
     placement = preset.placement(image, args.fit)
     preset.model = preset.pinned(placement.size).model
+    if getattr(args, "region", None) is not None:
+        explain_region(args, preset, placement)
     said = [f"input: {preset.input_convention}"] if preset.input_convention else []
     if placement.photo != placement.size:
         print("; ".join([describe(placement)] + said))
@@ -79,27 +92,50 @@ def warn_blank(args, values, what, kind="gradients"):
 
 
 def load_preset(args, size=None):
+    """The ``--model`` preset; the ``--weights none`` banner is held for stderr (``preflight.banner``).
+
+    Within a frame loop the model is built once (``args.preset_cache``);
+    each call gets its own copy of the preset, which ``fit_image`` may pin.
+    """
+    import dataclasses
+
     from ..presets import load
 
-    preset = load(args.model, weights=args.weights, size=size, seed=args.seed,
-                  input_range=getattr(args, "input_range", None), class_names=getattr(args, "class_names", None))
+    key = (args.model, args.weights, size, args.seed, getattr(args, "input_range", None),
+           getattr(args, "class_names", None))
+    cache = getattr(args, "preset_cache", None)
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = load(args.model, weights=args.weights, size=size, seed=args.seed,
+                          input_range=key[4], class_names=key[5])
+    preset = dataclasses.replace(cache[key])
     fits_one = hasattr(args, "image") or hasattr(args, "input")  # fit_image says it with the fit
     if preset.convention is not None and not fits_one and getattr(args, "command", None) != "layers":
         print(f"input: {preset.input_convention}")
-    if str(args.weights).lower() == "none":  # stdout: stderr stays one line when a later check fails
-        print(f"convviz: --weights none: untrained {preset.name} with weights drawn from --seed {args.seed} "
-              f"(reproducible); its maps explain random weights, not a trained network")
-    if getattr(args, "region", None) is not None:  # a dense-output model: explain one region's mean
-        import dataclasses
-
-        from ..select import region_score
-
-        box = ",".join(map(str, args.region))
-        preset = dataclasses.replace(preset, model=region_score(preset.model, args.region),
-                                     class_names=(f"minus region {box}", f"region {box} mean"))
-        if getattr(args, "target", "") is None:
-            args.target = "1"  # the single score itself (target 0 would explain its negation)
+    if str(args.weights).lower() == "none":  # stderr, after the run: a failing run keeps its one line
+        banner(args, f"convviz: --weights none: untrained {preset.name} with weights drawn from --seed "
+                     f"{args.seed} (reproducible); its maps explain random weights, not a trained network")
+    if getattr(args, "region", None) is not None and getattr(args, "target", "") is None:
+        args.target = "1"  # the region's score itself (target 0 would explain its negation)
     return preset
+
+
+def explain_region(args, preset, placement):
+    """``--region X,Y,W,H`` (photo pixels) -> the preset explains the mean of its spatial output over
+    that box mapped through ``placement`` (``args.region_box``, model-input pixels, for drawing)."""
+    from ..select import region_score
+
+    x, y, w, h = args.region
+    (ph, pw), text = placement.photo, ",".join(map(str, args.region))
+    if w < 1 or h < 1 or x < 0 or y < 0 or x + w > pw or y + h > ph:
+        raise ValueError(f"--region {text} must be X,Y,W,H inside the {pw}x{ph} (WxH) photo, in its pixels, "
+                         f"with W, H >= 1")
+    try:  # the model's own complaints (an output too small for the box, ...) name the flag too
+        args.region_box = placement.box_to_input(args.region)
+        preset.model = region_score(preset.model, args.region_box)
+    except ValueError as err:
+        raise ValueError(f"--region {text}: {str(err).splitlines()[0]}") from None
+    preset.class_names = (f"minus region {text}", f"region {text} mean")
 
 
 def add_out_arg(parser, default="convviz_out"):

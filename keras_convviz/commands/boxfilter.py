@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 
-from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg, load_preset, output_name,
-               warn_blank)
+from . import (add_fit_arg, add_frame_arg, add_model_args, add_out_arg, check_out_dir, fit_image, ints_arg,
+               load_preset, output_name, warn_blank)
 
 
 def register(sub):
@@ -46,8 +46,7 @@ def register(sub):
                    help="also draw layers that keep the geometry (BatchNorm, activations, padding)")
     p.add_argument("input", metavar="INPUT",
                    help="image (PNG/JPEG; grayscale, RGBA and 16-bit are converted) or video")
-    p.add_argument("--frame", type=int, default=None, metavar="N",
-                   help="frame number (0-based) of a video INPUT")
+    add_frame_arg(p)
     add_out_arg(p)
     p.set_defaults(run=run)
 

@@ -30,7 +30,13 @@ def register(sub):
     p.add_argument("--gif", action="store_true", help="also write a GIF per layer adding maps one at a time")
     p.add_argument("--batch-size", type=positive_int_arg, default=16, help="projections computed at once (memory)")
     add_out_arg(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args):
+    """Pre-flight (no TensorFlow): ``--maps`` and ``--activations`` parse."""
+    parse_spec(args.maps, "--maps", allow_list=True)
+    parse_spec(args.activations, "--activations")
 
 
 def parse_spec(text, what, allow_list=False):

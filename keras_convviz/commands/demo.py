@@ -46,7 +46,18 @@ def register(sub):
                    help="comma-separated methods to log, or 'all' (default: %(default)s): " + ",".join(DEMO_METHODS))
     p.add_argument("--seed", type=int, default=1, help="data and weight seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args):
+    """Pre-flight (no TensorFlow): the counts and the method list."""
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.images < 64:
+        raise ValueError(f"--images must be >= 64, got {args.images}")
+    if not 1 <= args.probes <= 16:
+        raise ValueError(f"--probes must be 1..16, got {args.probes}")
+    _methods(args.methods)
 
 
 def _methods(text):
@@ -87,12 +98,7 @@ def probe_images(count, seed):
 
 
 def run(args):
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.images < 64:
-        raise ValueError(f"--images must be >= 64, got {args.images}")
-    if not 1 <= args.probes <= 16:
-        raise ValueError(f"--probes must be 1..16, got {args.probes}")
+    check(args)  # again for callers of run() outside the CLI
     methods = _methods(args.methods)
 
     import keras

@@ -42,7 +42,15 @@ def register(sub):
             p.add_argument("--layer", default=None, metavar="L",
                            help="spatial layer (default: the last spatial layer before the classifier)")
         add_out_arg(p)
-        p.set_defaults(run=run, method=name)
+        p.set_defaults(run=run, method=name, check=check)
+
+
+def check(args):
+    """Pre-flight (no TensorFlow): the iteration counts argparse leaves to us."""
+    from ..checks import positive_int
+
+    if args.method == "ig":
+        positive_int(args.steps, "--steps")
 
 
 def compute(method, graph, x, target, args):
@@ -99,7 +107,7 @@ def run(args):
         from ..fit import box_on_view
         from ..render import outline
 
-        corners = box_on_view(args.region, placement, picture.shape[:2])
+        corners = box_on_view(args.region_box, placement, picture.shape[:2])  # the explained input box
         picture, blended = outline(picture, corners), outline(blended, corners)
     written = [media.save_png(output_name(args, method), enlarge(picture)),
                media.save_png(output_name(args, method, "overlay"), enlarge(blended))]

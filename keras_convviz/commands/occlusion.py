@@ -78,7 +78,8 @@ def _save(args, shown, result, preset):
     from ..figures.occlusion import figure
 
     photo, placement = shown
-    panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement, region=args.region)
+    region = getattr(args, "region_box", None)  # --region mapped to model-input pixels (fit_image)
+    panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement, region=region)
     png = media.save_png(output_name(args, "occlusion"), panel)
     buf = io.BytesIO()
     np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],

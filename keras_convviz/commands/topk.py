@@ -24,6 +24,7 @@ import os
 import sys
 import time
 
+from ..preflight import VIDEO_EXTENSIONS, banner, frame_arg, select_frames
 from . import (add_fit_arg, add_model_args, add_out_arg, check_out_dir, ints_arg, load_preset, out_path,
                positive_int_arg, slug, warn_blank)
 
@@ -48,23 +49,29 @@ def register(sub):
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"),
                    help="mining size for a model with a flexible (None, None) input: every image is "
                         "fitted (--fit) to H,W (default: 512,512)")
+    p.add_argument("--frames", type=frame_arg, default=None, metavar="N|all|A:B[:C]",
+                   help="also mine frames: of the videos in DIR (" + " ".join(VIDEO_EXTENSIONS[:3]) + " ...) and of "
+                        "multi-frame images (.gif): a frame number, 'all' or START:STOP[:STEP] such as 0:100:10. "
+                        "Without it videos are skipped and a .gif gives its first frame only")
     add_out_arg(p)
     p.set_defaults(run=run)
 
 
-def find_images(source):
+def find_images(source, videos=False):
     """Image files under a folder (recursive) or matching a glob, sorted, each file once.
 
+    ``videos=True`` also lists a folder's video files.
     A glob's ``**`` follows symlinked folders (a loop lists one photo under
     many paths) and links can name one file twice: every path is resolved
     to its real path once and only the first path of each file is kept.
     """
+    kinds = IMAGE_EXTENSIONS + (VIDEO_EXTENSIONS if videos else ())
     if os.path.isdir(source):
         found = []
         for root, dirs, files in os.walk(source):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(os.path.join(root, f) for f in files
-                         if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
+                         if not f.startswith(".") and f.lower().endswith(kinds))
     else:
         found = glob.glob(source, recursive=True)
         if not found and not glob.has_magic(source):
@@ -87,12 +94,7 @@ def run(args):
     from ..graph import walk
 
     check_out_dir(args)
-    files = find_images(args.source)
-    if not files:
-        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in {args.source!r}")
-    if len(files) < args.k:
-        raise ValueError(f"--k {args.k} but {args.source!r} holds only {len(files)} image files; "
-                         f"use --k {len(files)} or fewer")
+    files = _items(args, find_images(args.source, videos=True))
     preset = load_preset(args)
     size, model = _mining_model(args, preset)
     graph = walk(model)
@@ -103,10 +105,10 @@ def run(args):
         lambda: _readable(files, preset, size, (used, placements, skipped), args.fit), output_signature=spec)
     result = _mine(args, model, dataset, layer, files, used, skipped)
     warn_blank(args, result.values[result.image_ids >= 0], f"the top activations of {layer}", "activations")
-    read = functools.lru_cache(maxsize=64)(media.read_image)
+    read = functools.lru_cache(maxsize=64)(_read)
     grid, chosen = figure(model, result, lambda i: preset.fitted(read(used[i]), placements[i]),
                           maps=args.maps, preprocess=preset.preprocess, cell=args.cell, progress=True,
-                          names=[os.path.splitext(os.path.basename(p))[0] for p in used],
+                          names=[_name(item) for item in used],
                           photos=lambda i: (read(used[i]), placements[i]))  # patches cut from the original photos
     png = media.save_png(out_path(args, f"topk_{slug(layer)}.png"), grid)
     field = receptive_fields(graph)[layer]
@@ -118,6 +120,65 @@ def run(args):
     print(f"wrote {png}")
     print(f"wrote {js}")
     return 0
+
+
+def _items(args, found):
+    """``[(path, frame or None)]`` to mine: each image, or with ``--frames`` the chosen frames of each
+    video and multi-frame image. Without ``--frames`` videos are left out and a .gif's later frames
+    ignored, each said in one held line (``preflight.banner``)."""
+    videos = {p for p in found if p.lower().endswith(VIDEO_EXTENSIONS)}
+    if args.frames is None:
+        items = [(path, None) for path in found if path not in videos]
+        gifs = [p for p, _ in items if p.lower().endswith(".gif") and _frames_in(p) > 1]
+        said = [f"{len(gifs)} multi-frame .gif file{'s' if len(gifs) != 1 else ''}: only the first frame is read"
+                if gifs else "", f"{len(videos)} video file{'s' if len(videos) != 1 else ''} skipped" if videos else ""]
+        if gifs or videos:
+            banner(args, f"convviz topk: note: {'; '.join(t for t in said if t)} (read frames with --frames, "
+                         f"e.g. --frames 0:100:10 or --frames all)")
+    else:
+        items = []
+        for path in found:
+            count = _frames_in(path, path in videos)
+            if count <= 1 and path not in videos or count == 0:  # a still image, or an unreadable file:
+                items.append((path, None if path not in videos else 0))  # the reader says why it is skipped
+                continue
+            try:
+                items.extend((path, n) for n in select_frames(args.frames, count, path, "--frames"))
+            except ValueError as err:
+                banner(args, f"convviz topk: note: skipped {path}: {err}")
+    if not items:
+        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...) in {args.source!r}")
+    kind = "image files" if args.frames is None else "images and frames"
+    if len(items) < args.k:
+        raise ValueError(f"--k {args.k} but {args.source!r} holds only {len(items)} {kind}; "
+                         f"use --k {len(items)} or fewer")
+    return items
+
+
+def _frames_in(path, video=False):
+    """Frames of a video or image file; an unreadable file counts 0 (a video) or 1 (an image): the
+    reader skips it later with its reason."""
+    from ..media import frame_count
+
+    try:
+        return frame_count(path)
+    except ValueError:
+        return 0 if video else 1
+
+
+def _read(item):
+    """The RGB photo of an item ``(path, frame)``: an image, or a frame of a video or multi-frame image."""
+    from .. import media
+
+    path, frame = item
+    return media.read_image(path) if frame is None else media.read_input(path, frame)
+
+
+def _name(item):
+    """An item's title in the grid: the file's stem, plus ``_frameN`` for a frame."""
+    path, frame = item
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem if frame is None else f"{stem}_frame{frame}"
 
 
 def _layer(args, preset, graph):
@@ -165,16 +226,16 @@ def _readable(files, preset, size, found, fit="pad"):
     from ..fit import place
 
     used, placements, skipped = found
-    for path in files:
+    for item in files:
         try:
-            img = media.read_image(path)
+            img = _read(item)
         except ValueError as err:
-            skipped.append(path)
+            skipped.append(item[0])
             sys.stdout.write("\n") if sys.stdout.isatty() else None
-            print(f"convviz topk: warning: skipping {path}: {str(err).splitlines()[0]}", file=sys.stderr)
+            print(f"convviz topk: warning: skipping {item[0]}: {str(err).splitlines()[0]}", file=sys.stderr)
             continue
         placement = place(img.shape[:2], size, fit)
-        used.append(path)
+        used.append(item)
         placements.append(placement)
         yield preset.fitted(img, placement)
 
@@ -216,7 +277,10 @@ def _table(result, used, skipped, chosen, field=None, placements=None):
     given the layer's receptive ``field`` and each image's placement, as ``photo_box`` on the photo)."""
     def entry(c, r):
         i, y, x = int(result.image_ids[c, r]), int(result.positions[c, r, 0]), int(result.positions[c, r, 1])
-        row = {"value": float(result.values[c, r]), "image": used[i], "image_id": i, "y": y, "x": x}
+        path, frame = used[i]
+        row = {"value": float(result.values[c, r]), "image": path, "image_id": i, "y": y, "x": x}
+        if frame is not None:
+            row["frame"] = frame
         if field is not None and i >= 0:
             row["photo_box"] = _photo_box(field, placements[i], y, x)
         return row
