@@ -8,8 +8,9 @@ and the overlay side by side under titles, and the box-filter figure is the
 CLI's ``<photo>_conv_maps.png`` redrawn by the same ``figures.boxfilter.pictures``
 with smaller panels in 4 columns (the CLI draws 18 photo-sized panels, too
 wide for the README to show legibly). The region is a box around
-chelsea's left eye (viewer's right) in model-input pixels; the saliency and
-occlusion pictures outline it. Run (about 5 minutes on 2 CPU cores):
+chelsea's left eye (viewer's right) in photo pixels (``--region``, like
+``--crop``); the saliency and occlusion pictures outline the model-input box
+it maps to (206,128,48,48 in HED's 320x320 letterboxed input). Run (about 5 minutes on 2 CPU cores):
 ``python benchmarks/real_photo_figures.py [--docs DIR] [--work DIR]``.
 """
 
@@ -25,7 +26,7 @@ import time
 import numpy as np
 
 BOX_CROP = (300, 110, 60, 60)  # x, y, w, h in chelsea's own pixels (the box filter's --crop)
-REGION = (206, 128, 48, 48)  # x, y, w, h in HED's 320x320 input: chelsea's eye on the right
+REGION = (291, 106, 66, 66)  # x, y, w, h in chelsea's pixels (--region): input box 206,128,48,48, her eye
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
 
 
@@ -53,7 +54,8 @@ def saliency_figure(photo_path, out_dir) -> np.ndarray:
     from keras_convviz import fit, render
 
     photo = np.asarray(Image.open(photo_path).convert("RGB"))
-    corners = fit.box_on_view(REGION, fit.place(photo.shape[:2], (320, 320), "pad"), photo.shape[:2])
+    placement = fit.place(photo.shape[:2], (320, 320), "pad")
+    corners = fit.box_on_view(placement.box_to_input(REGION), placement, photo.shape[:2])  # as the CLI draws it
     stem = os.path.splitext(os.path.basename(photo_path))[0]
     picture, blended = (np.asarray(Image.open(os.path.join(out_dir, f"{stem}_saliency{part}.png")))
                         for part in ("", "_overlay"))

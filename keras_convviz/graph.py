@@ -200,7 +200,7 @@ class Graph:
         maps = [self.steps[i] for i in self.ancestors([target.name]) if self.steps[i].is_map]
         if not maps:
             raise ValueError(f"model {self.model.name!r} has no spatial (H, W, C) layer with more than one "
-                             f"position before {target.name!r}; pass layer= explicitly.")
+                             f"position before {target.name!r}; pass layer= (CLI: --layer) explicitly.")
         return maps[-1].name
 
 

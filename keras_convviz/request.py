@@ -108,7 +108,8 @@ def class_score_step(graph, output=None):
         raise ValueError(
             f"output layer {head.name!r} has shape {head.output_shape}; this method explains "
             f"a class score vector (N, classes). Pick a classification output with output=, or explain "
-            f"a region of a spatial output with keras_convviz.select.region_score(model, box)."
+            f"a region of a spatial output with --region X,Y,W,H (image pixels; Python: "
+            f"keras_convviz.select.region_score(model, box))."
         )
     return head
 

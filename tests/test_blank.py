@@ -112,9 +112,9 @@ def test_cli_says_seeded_untrained_and_vanishing_in_one_line_each(tmp_path):
     proc = convviz("deconv", src, "--model", "mobilenet", "--weights", "none", "--layer", "conv_pw_13",
                    "--maps", "2", "--out", tmp_path / "o")
     assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()  # the banner is on stderr, said once the run has succeeded
     assert any(line.startswith("convviz: --weights none: untrained mobilenet") and "--seed 0" in line
-               for line in proc.stdout.splitlines()), proc.stdout
-    lines = proc.stderr.strip().splitlines()
+               for line in lines), proc.stderr
     vanish = [line for line in lines if line.startswith("convviz deconv: warning: the conv_pw_13 projection")]
     assert len(vanish) == 1 and "untrained weights" in vanish[0], proc.stderr
 

@@ -452,7 +452,7 @@ def test_cli_in_process_errors(tmp_path, capsys, clip):
     Image.new("L", (64, 64), 128).save(good)
     cases = [
         (["--crop", "0,0,4,4", bad], "cannot read image"),
-        (["--crop", "100,0,40,5", clip], "outside the image"),
+        (["--crop", "100,0,40,5", clip, "--frame", "0"], "outside the image"),
         (["--crop", "0,0,4,4", tmp_path / "nope.png"], "does not exist"),
         (["--crop", "0,0,4", good], "--crop must be 4"),
         (["--crop", "0,0,4,4", "--layer", "nope", good], "unknown layer"),

@@ -106,7 +106,8 @@ def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path, capsys):
 
     Image.fromarray(skdata.coffee()).save(tmp_path / "coffee.png")
     # in-process (cli.main is the CLI's one entry; subprocess runs are tested in test_cli/test_hardening)
-    code = cli.main(["saliency", str(tmp_path / "coffee.png"), "--model", "hed", "--region", "140,140,40,40",
+    # --region in photo pixels: 263,164,73,73 on the 600x400 photo is input box 140,140,40,40
+    code = cli.main(["saliency", str(tmp_path / "coffee.png"), "--model", "hed", "--region", "263,164,73,73",
                      "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
     overlay = np.asarray(Image.open(tmp_path / "out" / "coffee_saliency_overlay.png"))
@@ -151,9 +152,10 @@ def test_cli_topk_boxfilter_occlusion_on_real_photos(tmp_path, capsys):
                      *hed_args]) == 0
     printed = capsys.readouterr().out
     assert "crop 212,131,44,43" in printed and "block1_conv2 support 2256 units" in printed, printed
-    # occlusion of the mean edge logit over a box above chelsea's eye (input x 210..250, y 96..136): of
-    # the four 160 px quadrant occluders only the top-right one covers it, and only it erases its edges
-    assert cli.main(["occlusion", chelsea, "--region", "210,96,40,40", "--patch", "160", "--stride", "160",
+    # occlusion of the mean edge logit over a box above chelsea's eye (photo 296,61,55,55 is input x
+    # 210..250, y 96..136): of the four 160 px quadrant occluders only the top-right one covers it, and
+    # only it erases its edges
+    assert cli.main(["occlusion", chelsea, "--region", "296,61,55,55", "--patch", "160", "--stride", "160",
                      *hed_args]) == 0
     prob = np.load(out / "chelsea_occlusion.npz")["probability"]
     assert prob.shape == (2, 2) and prob.argmin() == 1  # measured 0.006 against 0.29..0.36
