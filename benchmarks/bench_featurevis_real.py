@@ -163,32 +163,36 @@ def class_images(method, lite0, seed, steps, low, high, classes, cache=None):
 
 
 def judge(lite0, lite1, images, classes, low, high):
-    """``(Lite0's probability of each class, Lite1's rank of it (0: top-1))`` for clipped images."""
+    """``(Lite0's probability of each class, Lite1's rank of it (0: top-1), Lite1's probability of it)``
+    for clipped images."""
     x = np.clip(images, low, high)
     own = lite0.model.predict(x, verbose=0)[np.arange(len(classes)), classes]
     size = lite1.model.input_shape[1:3]
     resized = np.clip(tf.image.resize(x, size, method="bilinear").numpy(), low, high)
     out = lite1.model.predict(resized, verbose=0)
     ranks = np.array([int((out[i] > out[i, c]).sum()) for i, c in enumerate(classes)])
-    return own, ranks
+    return own, ranks, out[np.arange(len(classes)), classes]
 
 
 def side_by_side(lite0, lite1, low, high, classes, seeds, steps, cache, methods=METHODS):
     """Transfer and own-probability rows for each method; returns ``(rows, {method: [images per seed]})``."""
     rows, made = [], {}
     for method in methods:
-        own, ranks = [], []
+        own, ranks, other = [], [], []
         made[method] = []
         for seed in seeds:
             images = class_images(method, lite0, seed, steps, low, high, classes, cache)
             made[method].append(images)
-            p, r = judge(lite0, lite1, images, classes, low, high)
+            p, r, p1 = judge(lite0, lite1, images, classes, low, high)
             own.append(p)
             ranks.append(r)
-        own, ranks = np.stack(own), np.stack(ranks)
+            other.append(p1)
+        own, ranks, other = np.stack(own), np.stack(ranks), np.stack(other)
         top5 = float(np.mean(ranks < 5))
         missed = sorted({CLASSES[classes[j]] for i, j in zip(*np.nonzero(ranks >= 5))})
-        detail = f"top-1 {np.mean(ranks == 0):.2f}; misses: {', '.join(missed) or 'none'}"
+        detail = (f"top-1 {np.mean(ranks == 0):.2f}, Lite1's mean probability {other.mean():.2f} (lowest "
+                  f"{CLASSES[classes[int(np.argmin(other.mean(0)))]]} {other.mean(0).min():.2f}); misses: "
+                  f"{', '.join(missed) or 'none'}")
         rows.append(row(f"{method}: Lite0 class models in Lite1's top 5 ({len(classes)} classes x "
                         f"{len(seeds)} seeds, {steps} steps)", f"{top5:.2f}", ">= 0.90", top5 >= 0.9, detail))
         per_class = ", ".join(f"{CLASSES[c]} {v:.2f}" for c, v in zip(classes, own.mean(0)))
@@ -228,8 +232,9 @@ def channel_values(model, layer, x, batch=32):
     return np.concatenate([fn(tf.constant(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
-def channel_rows(lite0, low, high, steps, units=16):
-    """Per layer: the share of channels 0..15 whose visualization beats the best photo crop."""
+def channel_rows(lite0, low, high, steps, units=16, cache=None):
+    """Per layer: the share of channels 0..15 whose visualization beats the best photo crop (the images are
+    cached as ``channels_fourier_<layer>_n<steps>.npy`` for the figure script)."""
     from keras_convviz import featurevis
     from keras_convviz.methods.featurevis import channel
 
@@ -239,6 +244,9 @@ def channel_rows(lite0, low, high, steps, units=16):
         best = channel_values(lite0.model, layer, crops)[:, :units].max(0)
         start = time.perf_counter()
         vis = featurevis(lite0.model, channel(layer, list(range(units))), steps=steps, value_range=(low, high))
+        if cache:
+            os.makedirs(cache, exist_ok=True)
+            np.save(os.path.join(cache, f"channels_fourier_{layer}_n{steps}.npy"), vis.images)
         mine = channel_values(lite0.model, layer, np.clip(vis.images, low, high))[np.arange(units), np.arange(units)]
         share = float(np.mean(mine > best))
         out.append(row(f"{layer}: channels 0-{units - 1} above the best of {len(crops)} photo crops",
@@ -354,7 +362,7 @@ def main(argv=None):
     if "plausibility" in parts:
         rows += plausibility_rows(lite0, made, classes)
     if "channels" in parts:
-        rows += channel_rows(lite0, low, high, args.channel_steps)
+        rows += channel_rows(lite0, low, high, args.channel_steps, cache=args.cache)
     if "speed" in parts:
         rows += speed_rows(lite0, low, high)
     for r in rows:
