@@ -44,6 +44,8 @@ EXAMPLES = {
                    f"convviz featurevis {LITE0} --class tabby --steps 128"],
     "classmodel": ["convviz classmodel --target circle,square --steps 40",
                    f"convviz classmodel {LITE0} --target tabby"],
+    "invariance": [f"convviz invariance {CIRCLE} --steps 9",
+                   f"convviz invariance {CHELSEA} {LITE0} --transforms translate,rotate"],
     "invert": [f"convviz invert {CIRCLE} --layer block2_conv2 --steps 100",
                f"convviz invert {CHELSEA} {LITE0} --layer block3a_expand_activation"],
 }
