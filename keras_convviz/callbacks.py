@@ -38,6 +38,7 @@ from .loggers.dashboard import check_class_names, step_document, walk_document
 from .loggers.featurevis import FeatureVisLogger
 from .loggers.followed import FollowedMaps
 from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopKLogger
+from .loggers.zeiler import FiltersLogger, InvarianceLogger
 from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
                              SmoothGradLogger)
 from .distributed import current_strategy, is_chief
@@ -64,6 +65,7 @@ METHODS = {
     "featurevis": FeatureVisLogger,
     "classmodel": ClassModelLogger,
     "boxfilter": BoxFilterLogger,
+    "invariance": InvarianceLogger, "filters": FiltersLogger,  # Zeiler & Fergus fig. 5 (as scalars), fig. 6
 }
 
 
@@ -109,7 +111,6 @@ class ConvVizCallback(keras.callbacks.Callback):
         ``presets.load(..., input_range=)``).
     """
 
-
     def __init__(self, log_dir, probe_inputs, methods=DEFAULT_METHODS, layers=None, every_n_epochs=1,
                  every_n_batches=None, targets=None, maps=9, heldout=None, display=None, run="convviz",
                  log_at_train_end=True, class_names=None, input_range=None):
@@ -117,7 +118,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         self.class_names = class_names
         self.input_range = input_range
         self.input_convention = None  # set by configure(): how inputs are shown
-        self._step_ranges = {}
+        self._step_ranges, self._step_topk = {}, {}  # this step's colour-bar ranges and top-k rows
         self.log_dir = os.fspath(log_dir)
         self.run = run
         self.probe_inputs = probe_inputs
@@ -225,11 +226,13 @@ class ConvVizCallback(keras.callbacks.Callback):
 
     # -- writing -------------------------------------------------------------
     def _write(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None,  # noqa: A002
-               scale=None, ranges=None):
+               scale=None, ranges=None, rows=None):
         tag = self._writer.images(method, layer, detail, images, step, kind, map=map, params=params, labels=labels,
                                   scale=scale)
         if ranges is not None:
             self._step_ranges[tag] = np.asarray(ranges, np.float64).tolist()
+        if rows is not None:  # top-k patches: [activation, held-out image, y, x] each
+            self._step_topk[tag] = [list(r) for r in rows]
 
     def _write_documents(self, step):
         """The dashboard's JSON: the model walk once, then this step's predictions, units and value ranges."""
@@ -238,13 +241,14 @@ class ConvVizCallback(keras.callbacks.Callback):
                 self._writer.document(md.WALK_TAG, "walk", walk_document(
                     self._followed.graph, self.image_size, self._class_names), step)
             doc = step_document(self._followed.graph, self.probe, self.targets, self._followed.chosen,
-                                self._step_ranges)
+                                self._step_ranges, self._step_topk)
             self._writer.document(md.STEP_TAG, "stepinfo", doc, step)
         except Exception as err:  # logging never kills training
             self.failed.setdefault("dashboard", f"{type(err).__name__}: {err}")
             warnings.warn(f"ConvVizCallback: the dashboard's step document failed at step {step}: "
                           f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=3)
         self._step_ranges = {}
+        self._step_topk = {}
 
     def _log_one(self, name, logger, step):
         """Run one logger; a failure warns once and drops the method for the rest of training."""

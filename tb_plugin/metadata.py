@@ -115,7 +115,7 @@ GRID_KINDS = ("patches",)
 # The dashboard's card order: the probe images, then the methods in the order
 # of the pipeline (the callback's method names).
 METHOD_ORDER = ("input", "deconv", "guided", "saliency", "smoothgrad", "integrated", "gradcam", "occlusion",
-                "topk", "featurevis", "classmodel", "boxfilter")
+                "topk", "featurevis", "classmodel", "boxfilter", "filters", "invariance")
 
 _PART = re.compile(r"[^A-Za-z0-9_.:\-]+")
 _MAX_LABELS = 1024
@@ -271,7 +271,7 @@ def make_walk(layers, input_size, class_names=None):
             "class_names": names}
 
 
-def make_step_info(predictions, explained, units=None, ranges=None):
+def make_step_info(predictions, explained, units=None, ranges=None, topk=None):
     """The ``STEP_TAG`` document of one step.
 
     ``predictions``: per probe image, its top classes as ``[class, probability]``
@@ -279,7 +279,9 @@ def make_step_info(predictions, explained, units=None, ranges=None):
     score-based maps explain; ``units``: ``{layer: {map: [[y, x, activation]
     per probe image]}}``, the strongest position of each followed map (the
     activation a top-1 deconv projection keeps); ``ranges``: ``{tag: [[low,
-    high] per image]}``, the values the colour map's ends stand for.
+    high] per image]}``, the values the colour map's ends stand for;
+    ``topk``: ``{tag: [[activation, held-out image, y, x] per patch]}``, what
+    each top-k patch of a ``patches`` tag shows (optional).
     """
     preds = [[[int(c), float(p)] for c, p in top] for top in predictions]
     units = {str(layer): {str(int(m)): [[int(y), int(x), float(a)] for y, x, a in rows] for m, rows in maps.items()}
@@ -287,6 +289,9 @@ def make_step_info(predictions, explained, units=None, ranges=None):
     ranges = {str(tag): [[float(lo), float(hi)] for lo, hi in pairs] for tag, pairs in (ranges or {}).items()}
     doc = {"version": CONTENT_VERSION, "predictions": preds, "explained": [int(c) for c in explained],
            "units": units, "ranges": ranges}
+    if topk:
+        doc["topk"] = {str(tag): [[float(a), int(i), int(y), int(x)] for a, i, y, x in rows]
+                       for tag, rows in topk.items()}
     return _jsonable(doc, "step info")
 
 

@@ -219,10 +219,11 @@ class MethodLogger:
         if layer not in warned and report(diagnose(values, what, kind), "callback"):
             warned.add(layer)
 
-    def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None):  # noqa: A002
+    def write(self, layer, detail, images, step, kind, map=None, params=None, labels=None, rows=None):  # noqa: A002
         scale = ranges = None
+        extra = {} if rows is None else {"rows": rows}  # top-k rows for the step document
         if isinstance(images, ScaledImages):  # colour scale and value ranges for the dashboard's colour bars
             images, ranges, scale = images.images, images.ranges, images.scale
         self.ctx.write(self.name, layer, detail, images, step, kind, map=map, params=json_params(params or {}),
-                       labels=labels, scale=scale, ranges=ranges)
+                       labels=labels, scale=scale, ranges=ranges, **extra)
 

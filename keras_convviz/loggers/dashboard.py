@@ -86,8 +86,8 @@ def strongest_units(graph, probe, followed, activations=None) -> dict:
     return out
 
 
-def step_document(graph, probe, targets, followed, ranges) -> dict:
-    """The step document: predictions, explained classes, followed units and value ranges."""
+def step_document(graph, probe, targets, followed, ranges, topk=None) -> dict:
+    """The step document: predictions, explained classes, followed units, value ranges and top-k rows."""
     head = score_step(graph)
     layers = sorted(followed or {})
     acts, probs = probe_pass(graph, head, layers)(tf.constant(np.asarray(probe, np.float32)))
@@ -95,7 +95,7 @@ def step_document(graph, probe, targets, followed, ranges) -> dict:
     predicted = probabilities.argmax(axis=1)
     explained = resolve_targets(targets, len(probe), probabilities.shape[1], predicted=predicted)
     units = strongest_units(graph, probe, followed, {k: v.numpy() for k, v in acts.items()})
-    return md.make_step_info(top_predictions(probabilities), explained, units, ranges)
+    return md.make_step_info(top_predictions(probabilities), explained, units, ranges, topk)
 
 
 def probe_pass(graph, head, layers):

@@ -151,7 +151,7 @@ class TopKLogger(MethodLogger):
                 if patches:
                     self.write(layer, f"map{m:04d}", patches, step, "patches", map=int(m),
                                params={"k": self.k, "heldout": int(len(ctx.heldout))},
-                               labels=[f"#{j + 1}" for j in range(self.k)])
+                               labels=[f"#{j + 1}" for j in range(self.k)], rows=self.values(res, m))
                     # the same patches' deconv projections (fig. 2's left half), for the dashboard's unit page
                     self.write(layer, f"map{m:04d}_projections", self.projections(res, layer, m), step, "patches",
                                map=int(m), params={"k": self.k, "heldout": int(len(ctx.heldout)),
@@ -162,6 +162,10 @@ class TopKLogger(MethodLogger):
         """``(image_index, y, x)`` of map ``m``'s top activations found so far."""
         return [(int(i), int(y), int(x)) for i, (y, x) in zip(np.asarray(result.image_ids[m]),
                                                                np.asarray(result.positions[m])) if int(i) >= 0]
+
+    def values(self, result, m):
+        """``[activation, held-out image, y, x]`` of each patch of map ``m`` (the dashboard's captions)."""
+        return [[float(v), i, y, x] for v, (i, y, x) in zip(np.asarray(result.values[m]), self.rows(result, m))]
 
     def crop(self, image, field, y, x):
         """The receptive field of unit ``(y, x)`` cut from ``image``, padded to the field's size."""

@@ -36,7 +36,9 @@ function describe(content, docs) {
 export function makeCard({run, tag, content}) {
   const card = el("div", {class: "cv-card", "data-run": run, "data-tag": tag, "data-kind": content.kind});
   const body = el("div", {class: "cv-body"}, el("div", {class: "cv-loading", text: "loading\u2026"}));
-  card.append(el("div", {class: "cv-card-head"}, el("span", {class: "cv-tag", text: tag, title: tag}),
+  // titled as it will be once loaded (a bare tag has no spaces and could only wrap mid-word)
+  const listed = {detail: tag.split("/").slice(2).join("/"), ...content};
+  card.append(el("div", {class: "cv-card-head"}, el("span", {class: "cv-tag", text: titleOf(listed, null), title: tag}),
     el("span", {class: "cv-run", text: run})), el("div", {class: "cv-meta"}), body);
   card.cvLoad = () => fillCard(card, run, tag, content).catch((err) => {
     body.replaceChildren(el("div", {class: "cv-card-error", role: "alert", text: String(err.message || err)}));
@@ -45,9 +47,21 @@ export function makeCard({run, tag, content}) {
     if (!card.cvView) return;
     forget(run, tag);
     const [data, docs] = await Promise.all([series(run, tag), runDocs(run)]);
-    updateSteps(card.cvView, data.steps || [], docs);
+    updateSteps(card.cvView, followSteps(content, data.steps || [], docs), docs);
   };
   return card;
+}
+
+// The probe images are logged once, but their predictions every step: the probe card steps through every
+// logged step (the image stays the one logged at or before it), so its caption agrees with the other cards.
+function followSteps(content, steps, docs) {
+  const logged = Object.keys((docs && docs.steps) || {}).map(Number).filter((n) => Number.isFinite(n));
+  if (content.kind !== "input" || !steps.length || !logged.length) return steps;
+  const all = [...new Set([...logged, ...steps.map((s) => s.step)])].sort((a, b) => a - b);
+  return all.map((step) => {
+    const image = steps[stepIndex(steps, step)];
+    return {...image, step, imageStep: image.step};
+  });
 }
 
 // New steps arrived: keep the user's step, or follow the newest when the newest was shown.
@@ -78,7 +92,7 @@ async function fillCard(card, run, tag, listed) {
   const body = card.querySelector(".cv-body");
   card.querySelector(".cv-meta").textContent = describe(content, docs);
   card.querySelector(".cv-tag").textContent = titleOf(content, docs);
-  const steps = data.steps || [];
+  const steps = followSteps(content, data.steps || [], docs);
   if (!steps.length) {
     body.replaceChildren(el("div", {class: "cv-empty", text: "no steps logged yet"}));
     return;
@@ -247,15 +261,31 @@ function stepExact(view, step) {
 }
 
 function cellCaption(view, step, i) {
-  const name = view.labels[i] || (view.content.kind === "patches" ? `#${i + 1}` : "");
+  if (view.content.kind === "patches") return topkCaption(view, step, i);
+  const name = view.labels[i] || "";
   if (!/^probe /.test(name)) return name;
   const caption = probeCaption(view.docs, step, i);
   const unit = unitValue(view, step, i);
-  return [name, caption, unit].filter(Boolean).join(" \u00b7 ");
+  const logged = view.steps[view.step].imageStep;
+  const fixed = logged !== undefined && logged !== step ? `image logged at step ${logged}` : "";
+  return [name, caption ? `${caption} at step ${step}` : "", unit, fixed].filter(Boolean).join(" \u00b7 ");
 }
 
 function unitValue(view, step, i) {
   const doc = stepExact(view, step), c = view.content;
   const rows = doc && doc.units && doc.units[c.layer] && doc.units[c.layer][String(c.map)];
   return rows && rows[i] ? `peak ${fmt(rows[i][2])} at (${rows[i][0]}, ${rows[i][1]})` : "";
+}
+
+// A top-k patch: its rank, activation and source image (the step document's topk rows, when logged).
+export function topkRow(docs, tag, step, i) {
+  const doc = docs && docs.steps ? docs.steps[step] : null;
+  const rows = doc && doc.topk && doc.topk[tag];
+  return rows && rows[i] ? rows[i] : null;
+}
+
+function topkCaption(view, step, i) {
+  const row = topkRow(view.docs, view.tag, step, i);
+  const rank = view.labels[i] || `#${i + 1}`;
+  return row ? `${rank} \u00b7 ${fmt(row[0])} \u00b7 held-out image ${row[1]}` : rank;
 }

@@ -49,6 +49,20 @@ function compare(a, b) {
     layerRank(a.content.layer) - layerRank(b.content.layer) || (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0);
 }
 
+// Every method gets its share of each page: a run's cards go in blocks of `quota` per method (pipeline
+// order inside a block), so 40 deconv maps do not push the class models and feature visualizations to page 2.
+function balanced(entries) {
+  const perRun = {}, rank = new Map();
+  for (const e of entries) {
+    const methods = (perRun[e.run] = perRun[e.run] || {});
+    methods[e.content.method] = (methods[e.content.method] || 0) + 1;
+    rank.set(e, methods[e.content.method] - 1);
+  }
+  const quota = (run) => Math.max(1, Math.floor(PAGE / Object.keys(perRun[run]).length));
+  const block = (e) => Math.floor(rank.get(e) / quota(e.run));
+  return entries.sort((a, b) => a.run.localeCompare(b.run) || block(a) - block(b) || compare(a, b));
+}
+
 function allEntries() {
   const out = [];
   const hidden = state.schema.json_kinds || [];
@@ -57,7 +71,7 @@ function allEntries() {
       if (!hidden.includes(content.kind)) out.push({run, tag, content});
     }
   }
-  return out.sort(compare);
+  return balanced(out.sort(compare));
 }
 
 function filtered() {
@@ -136,6 +150,25 @@ function emptyMessage() {
       "or run: convviz demo --logdir runs/demo"}));
 }
 
+// Nothing matches the filters: say why, and for a layer without maps which methods log which layers.
+function noMatch() {
+  const f = state.filters, inRun = allEntries().filter((e) => !f.run || e.run === f.run);
+  if (!f.layer || inRun.some((e) => e.content.layer === f.layer)) {
+    return el("div", {class: "cv-empty cv-no-match", role: "status", text: "No cards match the filters."});
+  }
+  const byMethod = {};
+  for (const e of inRun) (byMethod[e.content.method] = byMethod[e.content.method] || new Set()).add(e.content.layer);
+  const order = state.schema.method_order, rank = (m) => (order.indexOf(m) < 0 ? order.length : order.indexOf(m));
+  const methods = Object.keys(byMethod).sort((a, b) => rank(a) - rank(b));
+  return el("div", {class: "cv-empty cv-no-maps", role: "status", "data-layer": f.layer},
+    el("p", {class: "cv-no-maps-title", text: `No maps were logged for layer ${f.layer}.`}),
+    el("p", {text: "ConvVizCallback logs each method at its own layers (the layers= option picks them); " +
+      "in this run:"}),
+    el("ul", {class: "cv-method-layers"}, methods.map((m) => el("li", {"data-method": m},
+      el("b", {text: m}), `: ${[...byMethod[m]].sort((a, b) => layerRank(a) - layerRank(b)).join(", ")}`))),
+    el("button", {type: "button", class: "cv-clear-layer", text: "show all layers", onclick: () => pickLayer("")}));
+}
+
 function observer() {
   if (state.observer) state.observer.disconnect();
   state.observer = new IntersectionObserver((items) => {
@@ -157,6 +190,10 @@ function renderCards() {
   document.getElementById("cv-count").textContent = `${list.length} of ${total} tags`;
   if (!total) {
     main.replaceChildren(emptyMessage());
+    return;
+  }
+  if (!list.length) {
+    main.replaceChildren(noMatch());
     return;
   }
   const pages = Math.max(1, Math.ceil(list.length / PAGE));

@@ -7,6 +7,7 @@
 import {el, fmt, imageEl, probeCaption, probeName, runDocs, series, state, stepIndex} from "./common.js";
 import {evolutionStrip, stepControl} from "./evolution.js";
 import {cropEl, drawBox, layerEntry, unitWindow} from "./geometry.js";
+import {topkRow} from "./card.js";
 
 const CROP_PX = 112;
 
@@ -63,29 +64,46 @@ function probePair(v, d, entry, s, inputUrl, i) {
   return fig;
 }
 
+// A section that was not logged for this unit says so, and which ConvVizCallback method logs it.
+function notLogged(title, method, extra = "") {
+  return el("section", {class: "cv-section cv-missing", "data-method": method}, el("h3", {text: title}),
+    el("p", {class: "cv-not-logged",
+      text: `not logged (enable "${method}" in ConvVizCallback methods${extra})`}));
+}
+
+const PAIRS_TITLE = "What the unit sees: input patch beside its deconv projection (Zeiler & Fergus fig. 2)";
+
 function pairsSection(v, d, entry) {
-  if (!d.proj || !d.proj.steps.length || !d.input || !entry) return null;
+  if (!d.proj || !d.proj.steps.length) return notLogged(PAIRS_TITLE, "deconv");
+  if (!d.input || !entry) return null;
   const s = d.proj.steps[stepIndex(d.proj.steps, v.step)];
   const inputs = d.input.steps[d.input.steps.length - 1].blobs;
   return el("section", {class: "cv-section"},
-    el("h3", {text: "What the unit sees: input patch beside its deconv projection (Zeiler & Fergus fig. 2)"}),
+    el("h3", {text: PAIRS_TITLE}),
     el("div", {class: "cv-pairs"}, inputs.map((url, i) => probePair(v, d, entry, s, url, i))));
 }
 
+const TOPK_TITLE = "Top activations over the held-out set";
+
+function topkCaption(d, tag, step, i) {
+  const row = topkRow(d.docs, tag, step, i);
+  return row ? `#${i + 1} \u00b7 ${fmt(row[0])} \u00b7 image ${row[1]}` : `#${i + 1}`;
+}
+
 function topkSection(v, d) {
-  if (!d.topk.length) return null;
+  if (!d.topk.length) return notLogged(TOPK_TITLE, "topk", ", with heldout=images");
   const rows = d.topk.filter((t) => t.s && t.s.steps.length).map((t) => {
     const s = t.s.steps[stepIndex(t.s.steps, v.step)];
     const what = t.tag.endsWith("_projections") ? "deconv projections" : "patches";
     return el("div", {class: "cv-topk-row", "data-tag": t.tag}, el("div", {class: "cv-row-label", text: what}),
-      s.blobs.map((url, i) => el("figure", {}, imageEl(url, "cv-topk"), el("figcaption", {text: `#${i + 1}`}))));
+      s.blobs.map((url, i) => el("figure", {}, imageEl(url, "cv-topk"), el("figcaption", {text: topkCaption(d, t.tag, s.step, i)}))));
   });
-  return el("section", {class: "cv-section"}, el("h3", {text: "Top activations over the held-out set"}), rows);
+  return el("section", {class: "cv-section"}, el("h3", {text: TOPK_TITLE}), rows);
 }
 
 function visSection(v, d) {
   const shown = d.vis.filter((t) => t.s && t.s.steps.length);
-  if (!shown.length) return null;
+  if (!shown.length) return notLogged("Feature visualization", "featurevis");
   return el("section", {class: "cv-section cv-vis-section"}, el("h3", {text: "Feature visualization"}),
     shown.map((t) => {
       const s = t.s.steps[stepIndex(t.s.steps, v.step)], c = t.s.content;
@@ -105,7 +123,8 @@ function examplesSection(v, d) {
 
 // Evolution: the projection on the chosen probe, cropped to that step's field, at every step.
 function evolutionSection(v, d, entry, stepper) {
-  if (!d.proj || !entry) return null;
+  if (!d.proj) return notLogged("Evolution across training", "deconv");
+  if (!entry) return null;
   const strip = el("div", {class: "cv-evolution cv-unit-evolution"});
   const size = d.docs.walk.input_size;
   const items = d.proj.steps.map((s) => {
