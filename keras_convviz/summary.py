@@ -115,7 +115,12 @@ class Writer:
 
     def images(self, method, layer, detail, images, step, kind, map=None, params=None, labels=None,  # noqa: A002
                description="", scale=None):
-        """Write ``images`` as the blob sequence ``method/layer/detail`` at ``step``; returns the tag."""
+        """Write ``images`` as the blob sequence ``method/layer/detail`` at ``step``; returns the tag.
+
+        ``kind="scalars"``: ``images`` is ``{name: value}``, written as plain scalars (:meth:`scalars`).
+        """
+        if kind == "scalars":  # fig. 5 invariance curves' means: TensorBoard's Scalars tab draws them over steps
+            return self.scalars(method, images, step)
         tag, content = self.content_for(method, layer, detail, kind, map=map, params=params, labels=labels,
                                         scale=scale)
         self._check_fixed(tag, content)
@@ -135,6 +140,12 @@ class Writer:
             tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=int(step),
                              metadata=summary_metadata(content))
         return tag
+
+    def scalars(self, method, values, step):
+        """Plain TensorBoard scalars ``convviz_<method>/<name>`` (the Scalars tab), e.g. fig. 5 curves' means."""
+        with self._writer.as_default():
+            for name, value in values.items():
+                tf.summary.scalar(f"convviz_{method}/{name}", float(value), step=int(step))
 
     def _check_fixed(self, tag, content):
         known = self.contents.get(tag)

@@ -49,7 +49,7 @@ def _strip(items, transform, unit, size):
     return np.asarray(img)
 
 
-def figure(result, example_images=None, class_names=None, size=(300, 210)) -> np.ndarray:
+def figure(result, example_images=None, class_names=None, size=(250, 200)) -> np.ndarray:
     """The fig. 5 panel of an :class:`~keras_convviz.methods.invariance.Invariance` result, RGB uint8.
 
     ``example_images``: ``{transform: [(value, image)]}`` from :func:`examples`
