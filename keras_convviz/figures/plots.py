@@ -125,7 +125,8 @@ def table(header, rows, title="") -> np.ndarray:
     cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
     widths = [max(font.getlength(r[c]) for r in cells) + 16 for c in range(len(header))]
     line_h, top = 20, 24 if title else 4
-    w, h = int(sum(widths) + 12), top + line_h * len(cells) + 8
+    w = int(max(sum(widths) + 12, render.font(13).getlength(title) + 14))
+    h = top + line_h * len(cells) + 8
     img = Image.new("RGB", (w, h), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     if title:
