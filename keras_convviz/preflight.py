@@ -89,7 +89,7 @@ def check_out(out):
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise ValueError(f"--out {out!r} cannot be created: {parent!r} is a file, not a folder")
+        raise ValueError(f"--out {out!r} cannot be created: Not a directory ({parent!r} is a file, not a folder)")
 
 
 def check_input(path, frame):
