@@ -5,6 +5,9 @@ exposes ``register(subparsers)``, which adds its parser and sets ``run``.
 Exit codes: 0 success, 2 bad input or an OS error (one line on stderr, no
 traceback unless ``--debug``), 130 / 143 SIGINT / SIGTERM (one line), 1 an
 internal error. ``main`` is the one error boundary (see its docstring).
+Files and cheap arguments are checked before TensorFlow is imported
+(:mod:`keras_convviz.preflight`), so a missing file answers at once; every
+subcommand's ``--help`` ends with examples (:mod:`keras_convviz.helptext`).
 """
 
 from __future__ import annotations
