@@ -302,17 +302,24 @@ def test_fuzz_hostile_files_cli(case, capsys):
 
 
 # ---------------------------------------------------------------- user models and odd-mode photos (issue 25)
-def user_model(channels, inputs, flexible, sigmoid):
-    """A generated small CNN: ``channels`` 1/3/4, ``inputs`` image inputs, a flexible size, a sigmoid head."""
+def user_model(channels, inputs, flexible, sigmoid, policy="float32", shared=False):
+    """A generated small CNN: ``channels`` 1/3/4, ``inputs`` image inputs, a flexible size, a sigmoid head,
+    a mixed-precision ``policy`` on its conv layers, and (``shared``) a nested backbone called twice."""
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(channels * 10 + inputs)
     shape = (None, None, channels) if flexible else (14, 16, channels)
     ins = [keras.Input(shape) for _ in range(inputs)]
-    feats = [layers.Conv2D(3, 3, padding="same", activation="relu")(i) for i in ins]
+    conv = lambda: layers.Conv2D(3, 3, padding="same", activation="relu", dtype=policy)  # noqa: E731
+    if shared:  # one backbone, two call sites: the input and half of it
+        inner = keras.Input(shape)
+        backbone = keras.Model(inner, conv()(inner))
+        feats = [layers.Add()([backbone(i), backbone(layers.Rescaling(0.5)(i))]) for i in ins]
+    else:
+        feats = [conv()(i) for i in ins]
     x = feats[0] if inputs == 1 else layers.Add()(feats)
-    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, padding="same", activation="relu")(x))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, padding="same", activation="relu", dtype=policy)(x))
     head = layers.Dense(1, activation="sigmoid") if sigmoid else layers.Dense(CLASSES, activation="softmax")
     return keras.Model(ins, head(x))
 
@@ -337,7 +344,8 @@ def odd_photo(mode, size, rotate):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-user_models = st.tuples(st.sampled_from([1, 3, 4]), st.sampled_from([1, 1, 2]), st.booleans(), st.booleans())
+user_models = st.tuples(st.sampled_from([1, 3, 4]), st.sampled_from([1, 1, 2]), st.booleans(), st.booleans(),
+                        st.sampled_from(["float32", "mixed_float16", "mixed_bfloat16"]), st.booleans())
 odd_photos = st.tuples(st.sampled_from(["L", "RGBA", "P", "I;16", "RGB", "LA"]),
                        st.tuples(st.integers(1, 30), st.integers(1, 30)), st.booleans())
 
@@ -352,8 +360,8 @@ def test_fuzz_user_models_and_odd_photos(spec, shot, method, target):
     from keras_convviz import convention, presets
 
     counted("user_models")
-    channels, inputs, flexible, sigmoid = spec
-    model = user_model(channels, inputs, flexible, sigmoid)
+    channels, inputs = spec[:2]
+    model = user_model(*spec)
     image = odd_photo(*shot)
     assert image.dtype == np.uint8 and image.shape[-1] == 3
     if shot[2]:  # EXIF orientation 6: shown rotated, as taken
