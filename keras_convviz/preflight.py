@@ -134,6 +134,9 @@ def preflight(args):
     for attr in ("image", "input"):
         if getattr(args, attr, None) is not None:
             check_input(getattr(args, attr), getattr(args, "frame", None))
+    images = getattr(args, "images", None)  # correspondence's IMAGE list (demo's --images is a count)
+    for path in images if isinstance(images, list) else ():
+        check_input(path, 0)
     source = getattr(args, "source", None)
     if source is not None and not os.path.exists(source) and not glob.has_magic(source):
         raise ValueError(f"{source!r} is neither a folder nor a glob that matches files")
