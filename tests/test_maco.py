@@ -139,3 +139,35 @@ def test_lite0_class_models_of_four_classes_are_its_top1():
     r = class_model(preset.model, classes, value_range=(low, high), seed=0)
     assert r.images.min() >= low.min() and r.images.max() <= high.max()
     assert list(np.argmax(r.probabilities, 1)) == classes, np.argmax(r.probabilities, 1)
+
+
+def test_a_dead_model_reports_failure_against_a_random_image():
+    """An objective the image cannot move is never above a random image's: ``failed`` says so."""
+    x = inputs = keras.Input((8, 10, 3))
+    x = layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros", name="conv")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    dead = keras.Model(inputs, layers.Dense(3, kernel_initializer="zeros", activation="softmax", name="head")(x))
+    r = class_model(dead, [0, 1], steps=2, value_range=(0, 1))
+    assert np.all(r.failed) and np.allclose(r.scores, r.random_scores)
+    v = featurevis(dead, obj.channel("conv", [0, 1]), param="maco", steps=2, value_range=(0, 1), jitter=1)
+    assert np.all(v.failed)
+
+
+def test_cli_prints_objective_and_probability_and_takes_size(tmp_path):
+    from fixtures import convviz
+
+    out = tmp_path / "out"
+    r = convviz("featurevis", "--model", "demo", "--class", "square", "--steps", "2", "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "square (1): objective" in r.stdout and "(random image" in r.stdout and ", probability " in r.stdout
+    r = convviz("featurevis", "--model", "hed", "--size", "48,40", "--layer", "block2_conv1", "--channels", "0",
+                "--param", "maco", "--steps", "2", "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    assert Image.open(out / "featurevis_block2_conv1_0.png").size == (40, 48)
+    r = convviz("classmodel", "--model", "demo", "--target", "1", "--steps", "2", "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "square (1): logit" in r.stdout and "objective" in r.stdout and "(random image" in r.stdout
+    r = convviz("featurevis", "--model", "demo", "--class", "square", "--size", "4x4", "--out", out, cwd=tmp_path)
+    assert r.returncode == 2 and "--size" in r.stderr
