@@ -123,7 +123,7 @@ def test_recipes_keep_the_image_in_range_and_do_not_retrace(tiny):
 
 def test_the_demo_net_keeps_its_own_recipe_and_others_take_imagenets():
     assert recipe(DEMO_MODEL) is DEMO_RECIPE and recipe("efficientnet_lite0") is CLASS_RECIPE
-    assert class_recipe(224, 224)["param"] == "maco" and class_recipe(224, 224)["jitter"] == 16
+    assert class_recipe(224, 224)["param"] == "fourier" and class_recipe(224, 224)["jitter"] == 16
     assert class_recipe(64, 64, DEMO_MODEL)["alpha"] == 0.2
     assert recipe_score("softmax") == "logit" and recipe_score("softmax", DEMO_MODEL) == "log_probability"
 

@@ -2,11 +2,11 @@
 
 ``--layer L --channels 0,5,9`` optimizes one image per channel of ``L`` (all
 in one batch); ``--class NAME[,NAME]`` one image per class (the model's class
-recipe, ``featurevis.recipe``: for ImageNet networks ``CLASS_RECIPE``, MaCo on
+recipe, ``featurevis.recipe``: for ImageNet networks ``CLASS_RECIPE``, Fourier on
 the pre-softmax logit at temperature 1; the demo net keeps ``DEMO_RECIPE``,
 the log probability at temperature 8; or ``--score logit|log_probability``
 with the plain options). ``--param`` picks the parameterization (``fourier``,
-the default for channels; ``decorrelated``; ``maco``, Fel et al. 2023;
+the default; ``decorrelated``; ``maco``, Fel et al. 2023;
 ``pixel``, Simonyan's method). ``--size H,W`` builds a flexible-input model
 (HED) at that size. Prints each image's objective, the model's probability of
 its class, and a warning when an image's objective is not above a random
@@ -34,10 +34,9 @@ def register(sub):
                    help="class objective (default: the class recipe's: the logit at temperature 1 for "
                         "ImageNet networks; the demo net's log probability at temperature 8)")
     p.add_argument("--param", choices=("fourier", "decorrelated", "maco", "pixel"), default=None,
-                   help="image parameterization (default: fourier for channels, the class recipe's maco for "
-                        "classes)")
+                   help="image parameterization (default: fourier; classes: the class recipe's)")
     p.add_argument("--steps", type=positive_int_arg, default=256, help="optimizer steps (default: 256)")
-    p.add_argument("--lr", type=float, default=None, help="Adam step size (default: 0.05; 0.05 for classes)")
+    p.add_argument("--lr", type=float, default=None, help="Adam step size (default: 0.05; 0.0125 for classes)")
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"),
                    help="input H,W for a flexible-input model (hed; default: the preset's)")
     p.set_defaults(run=run)

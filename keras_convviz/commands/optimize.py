@@ -36,7 +36,7 @@ def register(sub):
     p.add_argument("--steps", type=int, default=None,
                    help="optimizer iterations (default: 256 for classes, 100 with --layer or --blur-every)")
     p.add_argument("--lr", type=float, default=None,
-                   help="step size (default: 0.05 for classes; 0.05 of half the input range for pixels)")
+                   help="step size (default: 0.0125 for classes; 0.05 of half the input range for pixels)")
     p.add_argument("--l2", type=float, default=0.01, help="L2 penalty weight, pixels only (default: %(default)s)")
     p.add_argument("--tv", type=float, default=None, help="total-variation weight (default: 0; the demo net 0.25)")
     p.add_argument("--jitter", type=int, default=None,
@@ -45,7 +45,7 @@ def register(sub):
     p.add_argument("--blur-sigma", type=float, default=0.5, help="blur sigma in pixels (default: %(default)s)")
     p.add_argument("--score", choices=("logit", "log_probability"), default=None,
                    help="maximize the pre-softmax logit (Simonyan) or the log probability (default: the class "
-                        "recipe's: the logit at temperature 1 with MaCo for ImageNet networks; the demo net's log "
+                        "recipe's: the logit at temperature 1, Fourier, for ImageNet networks; the demo net's log "
                         "probability at temperature 8)")
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"), help=SIZE_HELP)
     add_out_arg(p)

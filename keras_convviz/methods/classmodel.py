@@ -267,7 +267,7 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
       output: the output of a multi-output model to take the class from.
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
         models take the model's :func:`featurevis.recipe` for options left at None (``CLASS_RECIPE``,
-        chosen on ImageNet's EfficientNet-Lite0: MaCo, Fel et al. 2023; the demo net: ``DEMO_RECIPE``);
+        chosen on ImageNet's EfficientNet-Lite0: Fourier, logit; the demo net: ``DEMO_RECIPE``);
         ``"pixel"`` (also with ``init`` or ``blur_every``): exactly Simonyan's method, :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).

@@ -58,13 +58,14 @@ READABLE = dict(param="fourier", zoom=0.1, rotate=10.0)
 
 # The class-model recipe for real networks, chosen and measured on an ImageNet classifier
 # (EfficientNet-Lite0 at 224, judged by Lite1: benchmarks/bench_featurevis_real.py, docs/featurevis-real.md):
-# MaCo (Fel et al. 2023: the phase alone, the magnitude spectrum fixed to natural photographs'; the 1/f
-# Fourier image of Lucid reached the same probabilities and transfer on 4 classes but paints saturated
-# high-contrast textures where MaCo paints objects on a photographic background), opaque, the pre-softmax
-# logit (Simonyan's score: the log probability stops rising once p = 1 and its class models transferred worse
-# to Lite1: 2 of 4 below p 0.3 against 0 of 4), Lucid's robustness (shift a 14th of the side, scale +-10 %,
-# rotation +-10 degrees) and no penalty (the sigmoid keeps the image in range). `jitter`: a share of the side.
-CLASS_RECIPE = dict(param="maco", steps=256, lr=0.05, decay=1.0, alpha=None, solid=False, compact=False,
+# an opaque 1/f Fourier image with ImageNet colour decorrelation (Lucid's; MaCo, Fel et al. 2023, transferred
+# worse: 46/48 in Lite1's top 5 and Lite1 p 0.72 over 16 classes x 3 seeds, and its images are hazier), a step
+# of 0.0125 (Lucid's 0.05 on its spectrum, which is 4x smaller than ours: 0.05 here paints saturated,
+# high-contrast textures for the same transfer), the pre-softmax logit (Simonyan's score: the log probability
+# stops rising once p = 1 and its class models transferred worse to Lite1: 2 of 4 below p 0.3 against 0 of 4),
+# Lucid's robustness (shift a 14th of the side, scale +-10 %, rotation +-10 degrees) and no penalty (the
+# sigmoid keeps the image in range). `jitter`: a share of the side.
+CLASS_RECIPE = dict(param="fourier", steps=256, lr=0.0125, decay=1.0, alpha=None, solid=False, compact=False,
                     tv=0.0, tv_beta=2.0, jitter=0.07, zoom=0.1, rotate=10.0, score="logit", temperature=1.0)
 # The demo net's own recipe (64 x 64 solid-coloured transparent shapes on grey; benchmarks/bench_featurevis.py):
 # a transparent solid-coloured object covering about a fifth of the frame (0.15 and 0.25 transferred worse to
