@@ -298,15 +298,21 @@ def plausibility_rows(lite0, made, classes):
 
 
 # ---------------------------------------------------------------- speed
-def _per_step(fn, short, long):
-    """Seconds per step: the difference of a ``long`` and a ``short`` run (compilation cancels out)."""
-    fn(short)
-    start = time.perf_counter()
-    fn(short)
-    t_short = time.perf_counter() - start
-    start = time.perf_counter()
-    fn(long)
-    return (time.perf_counter() - start - t_short) / (long - short)
+def _per_step(fns, short, long, repeat=3):
+    """Seconds per step of each ``fn(steps)``: the difference of a ``long`` and a ``short`` run (compilation
+    and set-up cancel out), the median of ``repeat`` rounds that alternate the fns (the machine is shared:
+    its load drifts, and alternation lets the drift hit every fn alike)."""
+    for fn in fns:
+        fn(short)
+    rounds = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn(short)
+            middle = time.perf_counter()
+            fn(long)
+            rounds[i].append((time.perf_counter() - 2 * middle + start) / (long - short))
+    return [float(np.median(r)) for r in rounds]
 
 
 def speed_rows(lite0, low, high, short=2, long=6):
@@ -320,9 +326,9 @@ def speed_rows(lite0, low, high, short=2, long=6):
     vgg_range = (np.array([-103.939, -116.779, -123.68]), np.array([151.061, 138.221, 131.32]))
     out = []
     for name, model, (lo, hi) in (("Lite0", lite0.model, (low, high)), ("VGG16", vgg, vgg_range)):
-        mine = _per_step(lambda s: class_model(model, 20, steps=s, value_range=(lo, hi)), short, long)
-        theirs = _per_step(lambda s: keras_vis(model, [20], 0, s, float(np.min(lo)), float(np.max(hi))),
-                           short, long)
+        mine, theirs = _per_step([lambda s: class_model(model, 20, steps=s, value_range=(lo, hi)),
+                                  lambda s: keras_vis(model, [20], 0, s, float(np.min(lo)), float(np.max(hi)))],
+                                 short, long)
         out.append(row(f"class-model step vs tf-keras-vis ActivationMaximization, {name}@224",
                        f"{mine / theirs:.2f}x", "<= 0.5x", mine / theirs <= 0.5,
                        f"{mine:.3f} s vs {theirs:.3f} s per step"))
