@@ -74,6 +74,7 @@ def _assert_same(got, want):
     np.testing.assert_array_equal(got.values, want.values)
 
 
+@pytest.mark.slow
 def test_multiprocess_pipeline_equals_in_process(photos, tmp_path):
     folder, preset, prepared = photos
     args, beam_args = _args("--input", str(folder / "*.png"), "--output", str(tmp_path), "--model", "demo",

@@ -106,6 +106,7 @@ def test_weights_none_is_seeded_and_reproducible():
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
 
 
+@pytest.mark.slow
 def test_cli_says_seeded_untrained_and_vanishing_in_one_line_each(tmp_path):
     src = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()[::4, ::4]).save(src)
@@ -144,6 +145,7 @@ def _captured(fn):
     return result, out.getvalue()
 
 
+@pytest.mark.slow
 def test_progress_bars_appear_on_long_work_only(demo_model, monkeypatch):
     x = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
     _, quiet = _captured(lambda: integrated_gradients(demo_model, x, 0, steps=8))

@@ -415,6 +415,7 @@ def clip(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_forward_on_an_rgba_png_writes_both_pictures(tmp_path):
     png = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 90, 4), dtype=np.uint8), "RGBA").save(png)
@@ -427,6 +428,7 @@ def test_cli_forward_on_an_rgba_png_writes_both_pictures(tmp_path):
     assert "wrote" in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_backward_on_a_video_frame_with_overlay_and_errors(tmp_path, clip):
     out = tmp_path / "out"
     r = convviz("boxfilter", "backward", "--model", "mobilenet", "--weights", "none", "--size", "96,128",

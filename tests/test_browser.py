@@ -120,6 +120,7 @@ def rect(locator):
     return locator.evaluate("e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }")
 
 
+@pytest.mark.slow
 def test_cards_filters_overlay_grid(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     # layers in network order in the strip, with their receptive fields
@@ -154,6 +155,7 @@ def test_cards_filters_overlay_grid(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_class_names_on_cards_and_pages(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     last = STEPS - 1
@@ -174,6 +176,7 @@ def test_class_names_on_cards_and_pages(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_unit_page_projection_beside_patch(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     d.card("deconv/block3_conv2/map0007").locator(".cv-unit-link").click()
@@ -210,6 +213,7 @@ def test_unit_page_projection_beside_patch(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_unit_page_feature_visualization_beside_topk(browser, server, tmp_path):
     """The callback's featurevis/<layer>/map<k> tag shows on unit k's page (and no other), beside its top-k."""
     d = Dashboard(browser, server, tmp_path)
@@ -244,6 +248,7 @@ def test_unit_page_feature_visualization_beside_topk(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_hover_draws_the_logged_receptive_field(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     card = d.card("gradcam/block3_conv2/heatmap")
@@ -274,6 +279,7 @@ def test_hover_draws_the_logged_receptive_field(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_every_heatmap_has_a_colour_bar(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     docs = json.loads(d.page.evaluate("u => fetch(u).then(r => r.text())", server + "/data/plugin/convviz/run?run=demo%2Fconvviz"))
@@ -299,6 +305,7 @@ def test_every_heatmap_has_a_colour_bar(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_step_slider_and_play_change_the_image(browser, server, tmp_path):
     d = Dashboard(browser, server, tmp_path)
     card = d.card("deconv/block3_conv2/map0003")
@@ -329,6 +336,7 @@ def test_step_slider_and_play_change_the_image(browser, server, tmp_path):
     d.done()
 
 
+@pytest.mark.slow
 def test_auto_reload_shows_a_new_step_in_place(browser, tmp_path):
     logdir = tmp_path / "logs"
     write_logdir(logdir)

@@ -76,6 +76,7 @@ def card(d, tag):
     return d.card(tag, run="edges/convviz")
 
 
+@pytest.mark.slow
 def test_the_probe_card_follows_the_steps_and_says_its_image_is_fixed(browser, server, tmp_path):  # noqa: F811
     d = Dashboard(browser, server, tmp_path)
     probe = card(d, md.INPUT_TAG)
@@ -94,6 +95,7 @@ def test_the_probe_card_follows_the_steps_and_says_its_image_is_fixed(browser, s
     d.done()
 
 
+@pytest.mark.slow
 def test_a_greyed_layer_says_why_it_is_empty(browser, server, tmp_path):  # noqa: F811
     d = Dashboard(browser, server, tmp_path)
     chip = d.frame.locator('.cv-layer-chip[data-layer="stem_conv"]')
@@ -110,6 +112,7 @@ def test_a_greyed_layer_says_why_it_is_empty(browser, server, tmp_path):  # noqa
     d.done()
 
 
+@pytest.mark.slow
 def test_topk_cards_and_the_unit_page_show_values_and_source_images(browser, server, tmp_path):  # noqa: F811
     d = Dashboard(browser, server, tmp_path)
     topk = card(d, f"topk/{LONG}/map0003")
@@ -128,6 +131,7 @@ def test_topk_cards_and_the_unit_page_show_values_and_source_images(browser, ser
     d.done()
 
 
+@pytest.mark.slow
 def test_a_unit_page_names_the_sections_that_were_not_logged(browser, server, tmp_path):  # noqa: F811
     d = Dashboard(browser, server, tmp_path)
     card(d, f"deconv/{LONG}/map0005").locator(".cv-unit-link").click()
@@ -158,6 +162,7 @@ _SPLIT_WORDS = """els => els.flatMap((e) => {
 })"""
 
 
+@pytest.mark.slow
 def test_titles_wrap_between_words_and_page_one_holds_every_method(browser, server, tmp_path):  # noqa: F811
     d = Dashboard(browser, server, tmp_path)
     cards = d.frame.locator(".cv-card")

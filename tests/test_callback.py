@@ -67,6 +67,7 @@ def tracing_count(model):
                if hasattr(fn, "experimental_get_tracing_count"))
 
 
+@pytest.mark.slow
 def test_logs_every_method_with_validation_and_keras_tensorboard(tmp_path, data):
     import keras
 
@@ -167,6 +168,7 @@ def test_configuration_errors_raise_before_training(tmp_path, data):
     assert not glob.glob(os.path.join(str(tmp_path), "**", "*tfevents*"), recursive=True)
 
 
+@pytest.mark.slow
 def test_runtime_failure_warns_once_and_training_continues(tmp_path, data):
     from keras_convviz import ConvVizCallback, callbacks
     from keras_convviz.loggers.base import MethodLogger
@@ -198,6 +200,7 @@ def test_runtime_failure_warns_once_and_training_continues(tmp_path, data):
     assert steps == list(range(1, 9))
 
 
+@pytest.mark.slow
 def test_every_n_epochs_logs_the_last_epoch_and_classmodel(tmp_path, data):
     from keras_convviz import ConvVizCallback
 
@@ -215,6 +218,7 @@ def test_every_n_epochs_logs_the_last_epoch_and_classmodel(tmp_path, data):
     assert events["classmodel/predictions/class0002"][0][1]["params"]["target"] == 2
 
 
+@pytest.mark.slow
 def test_topk_on_a_heldout_set(tmp_path, data):
     import keras_convviz
 
@@ -261,6 +265,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_two_logical_cpus(tmp_path):
     out = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path)], capture_output=True, text=True,
                          timeout=240)
@@ -271,6 +276,7 @@ def test_mirrored_strategy_two_logical_cpus(tmp_path):
     assert len([t for t in events if t.startswith("deconv/block2_conv2/")]) == 2
 
 
+@pytest.mark.slow
 def test_convviz_demo_command(tmp_path, capsys):
     from keras_convviz.cli import main
 

@@ -6,6 +6,7 @@ import pytest
 from fixtures import convviz
 
 
+@pytest.mark.slow
 def test_layers_demo_prints_the_table():
     result = convviz("layers", "--model", "demo")
     assert result.returncode == 0, result.stderr
@@ -17,6 +18,7 @@ def test_layers_demo_prints_the_table():
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_layers_vgg16_without_weights_offline():
     result = convviz("layers", "--model", "vgg16", "--weights", "none")
     assert result.returncode == 0, result.stderr
@@ -29,6 +31,7 @@ def test_layers_vgg16_without_weights_offline():
     (("layers", "--model", "/nonexistent/model.keras"), "does not exist"),
     (("layers", "--model", "demo", "--weights", "/nonexistent.h5"), "does not exist"),
 ])
+@pytest.mark.slow
 def test_bad_input_exits_2_with_one_line(args, message):
     result = convviz(*args)
     assert result.returncode == 2
@@ -36,6 +39,7 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_model_file(tmp_path):
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"this is not a zip file")

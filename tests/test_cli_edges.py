@@ -87,6 +87,7 @@ def test_every_subcommand_help_ends_with_examples_that_parse():
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith(EXAMPLES["gradcam"][-1]), proc.stdout
 
 
+@pytest.mark.slow
 def test_the_demo_net_examples_run(tmp_path, monkeypatch, capsys):
     """The examples on the demo net's sample images run as written (in the folder `convviz demo` fills)."""
     from keras_convviz import cli, demo

@@ -106,6 +106,7 @@ def _field(model, name):
             return size, jump, pad
 
 
+@pytest.mark.slow
 def test_callback_documents_match_references(tmp_path):
     import keras
 

@@ -213,6 +213,7 @@ def test_demo_units_match_oracle_everywhere(demo_model, demo_images):
         close(g, unit_oracle(forward, demo_images, a, unit))
 
 
+@pytest.mark.slow
 def test_vgg16_matches_oracle(vgg):
     rng = np.random.default_rng(0)
     x = rng.uniform(-100, 100, (2, 96, 96, 3)).astype(np.float32)
@@ -232,6 +233,7 @@ def test_vgg16_matches_oracle(vgg):
         close(sep[:, j], oracle(forward, x, keep_mask(a.shape, maps[:, j:j + 1], pos[:, j:j + 1])))
 
 
+@pytest.mark.slow
 def test_mobilenet_matches_oracle(mobilenet):
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (2, 128, 128, 3)).astype(np.float32)
@@ -266,6 +268,7 @@ def _branched_forward(model, upto):
     return forward
 
 
+@pytest.mark.slow
 def test_branches_padding_cropping_separable():
     model = branched()
     rng = np.random.default_rng(3)
@@ -430,6 +433,7 @@ def test_pictures(demo_model, demo_images):
 
 
 # ---------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli(tmp_path, demo_images):
     from keras_convviz import media
 

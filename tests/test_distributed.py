@@ -104,6 +104,7 @@ def _table(result):
             "count": result.count}
 
 
+@pytest.mark.slow
 def test_two_worker_cluster_matches_one_process(setup):
     folder, model, images, sizes = setup
     ports = _free_ports(2)
@@ -131,6 +132,7 @@ def test_two_worker_cluster_matches_one_process(setup):
         assert "auto_shard_policy is OFF" in r["off"] and "DATA" in r["off"]
 
 
+@pytest.mark.slow
 def test_mirrored_nine_images_batch_eight(setup):
     folder, model, images, _ = setup
     (result,) = _spawn(folder, "mirrored", [{}], mode="mirrored")
@@ -139,6 +141,7 @@ def test_mirrored_nine_images_batch_eight(setup):
                  exact=False)
 
 
+@pytest.mark.slow
 def test_callback_chief_writes_and_chooses_for_all_workers(setup):
     """Hooks driven as a custom training loop does (Keras 3 fit itself fails under
     MultiWorkerMirroredStrategy in this TF/Keras pairing; see README, "Scale")."""

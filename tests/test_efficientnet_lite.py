@@ -184,6 +184,7 @@ def test_readable_layer_names_and_the_walk():
     assert sizes == [112, 56, 28, 14, 7] and len(walk(model).block_ends()) == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite1"])
 def test_predictions_on_scikit_image_photos(name):
     p = preset(name)
@@ -215,6 +216,7 @@ def _batchnorm_errors(model, x):
     return np.max(errors, axis=0)
 
 
+@pytest.mark.slow
 def test_batchnorm_inputs_match_the_stored_running_statistics_layer_by_layer():
     names = ("chelsea", "coffee", "astronaut", "rocket", "camera", "immunohistochemistry", "retina", "coins")
     raw = np.stack([photo(n, 224) for n in names]).astype(np.float32)
@@ -242,6 +244,7 @@ def test_missing_wheel_names_the_pip_command(monkeypatch):
         presets.load("efficientnet-lite1")
 
 
+@pytest.mark.slow
 def test_cli_wrong_weights_file_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "efficientnet-lite0-00000000.pth"
     bad.write_bytes(b"not a checkpoint")

@@ -78,6 +78,7 @@ def independent_fields(model):
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(APPLICATIONS))
 def test_every_layer_of_every_family_matches_the_recurrence(family):
     # MobileNet at 64 px: the model test_default_layers_have_more_than_one_position needs, built once
@@ -121,6 +122,7 @@ def test_box_filter_through_gates_equals_the_map_branch(family):
     assert 0 < result.maps[layer].fraction.max() <= 1
 
 
+@pytest.mark.slow
 def test_gradients_and_single_unit_projections_are_exact_on_gated_models():
     model = application("EfficientNetB0")  # swish, no ReLU: a projection is act * d act / d x
     x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)

@@ -88,6 +88,7 @@ OBJECTIVES = {
 
 
 # ----------------------------------------------------------------- gradient oracles
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(OBJECTIVES))
 def test_one_sgd_step_of_each_objective_is_the_hand_written_gradient(tiny, kind):
     x0 = np.random.default_rng(1).uniform(-1, 1, (2, 8, 10, 3)).astype(np.float32)
@@ -272,6 +273,7 @@ def covered_masks(images):
     return (np.abs(images - 0.5).max(-1, keepdims=True) > 0.05).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_class_recipe_gives_compact_objects_the_model_reads_as_their_class(demo_model):
     """class_model's default on the demo model (its own DEMO_RECIPE): each image is its class for the model, and
     about DEMO_RECIPE's share of it differs from the grey zero image (a compact object, not a texture)."""
@@ -353,6 +355,7 @@ def test_bad_input_names_the_fix(tiny, call, message):
 
 
 # ----------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_featurevis_writes_a_labelled_grid_with_a_progress_bar(tmp_path):
     out = tmp_path / "out"
     r = convviz("featurevis", "--model", "demo", "--layer", "block3_conv2", "--channels", "0,5", "--steps", "4",
@@ -394,6 +397,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
 
 
 # ----------------------------------------------------------------- callback
+@pytest.mark.slow
 def test_callback_logs_followed_units_and_class_models(tmp_path):
     import keras
 

@@ -129,6 +129,7 @@ def test_box_to_input_covers_the_photo_box():
         fit.place(PHOTO.shape[:2], (224, 224), "crop").box_to_input((0, 0, 20, 20))
 
 
+@pytest.mark.slow
 def test_cli_draws_gradcam_on_the_photo(tmp_path):
     from PIL import Image
 

@@ -269,6 +269,7 @@ def mutate(data, how, at):
     return data
 
 
+@pytest.mark.slow
 @given(case=hostile_files)
 @settings(max_examples=30)
 def test_fuzz_hostile_files_cli(case, capsys):
@@ -352,6 +353,7 @@ odd_photos = st.tuples(st.sampled_from(["L", "RGBA", "P", "I;16", "RGB", "LA"]),
 
 @given(spec=user_models, shot=odd_photos, method=st.sampled_from(["saliency", "gradcam", "occlusion"]),
        target=st.sampled_from([None, 0, 1]))
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 def test_fuzz_user_models_and_odd_photos(spec, shot, method, target):
     """Any generated model through the photo-to-input path: a map of the photo's fitted size, or a ValueError
@@ -481,6 +483,7 @@ def rust_server(tmp_path_factory):
         yield root, base
 
 
+@pytest.mark.slow
 @given(route=routes)
 @settings(max_examples=60)
 def test_fuzz_routes_rust_loader(rust_server, route):
@@ -493,6 +496,7 @@ def test_fuzz_routes_rust_loader(rust_server, route):
     check_response(url, status, body)
 
 
+@pytest.mark.slow
 @given(blobs=st.lists(contents, min_size=1, max_size=2))
 @settings(max_examples=8)
 def test_fuzz_content_blobs_rust_loader(rust_server, blobs):

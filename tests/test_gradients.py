@@ -402,6 +402,7 @@ def peak_memory(method, count):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["smoothgrad", "ig"])
 def test_peak_memory_does_not_grow_with_samples(method):
     small, large = peak_memory(method, 20), peak_memory(method, 200)
@@ -423,6 +424,7 @@ def shape_png(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["gradcam", "smoothgrad"])
 def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
     from PIL import Image
@@ -444,6 +446,7 @@ def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
     (("gradcam", "--layer", "gap"), "not a spatial"),
     (("ig", "--steps", "0"), "--steps must be >= 1"),
 ])
+@pytest.mark.slow
 def test_cli_bad_input(args, message, shape_png, tmp_path):
     method, *rest = args
     result = convviz(method, shape_png, "--out", str(tmp_path / "out"), *rest)

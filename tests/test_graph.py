@@ -34,6 +34,7 @@ def vgg16():
     return keras.applications.VGG16(weights=None)
 
 
+@pytest.mark.slow
 def test_vgg16_matches_published_table(vgg16):
     fields = receptive_fields(vgg16)
     for name, (size, stride, padding) in VGG16_TABLE.items():

@@ -86,6 +86,7 @@ def test_hostile_images_pixel_limit_is_configurable(tmp_path):
     assert media.read_image(path, max_pixels=1200).shape == (30, 40, 3)  # exactly at the limit is fine
 
 
+@pytest.mark.slow
 def test_hostile_images_topk_folder_skips_bomb(tmp_path):
     from keras_convviz import media
 
@@ -150,6 +151,7 @@ def test_files_and_os_write_errors_exit_2(image_file, tmp_path, capsys, monkeypa
     assert not leftovers(out)
 
 
+@pytest.mark.slow
 def test_files_and_os_file_size_limit_efbig_exits_2(image_file, tmp_path):
     """``ulimit -f``: the write fails with EFBIG (SIGXFSZ ignored), exit 2, no temporary left."""
     out = tmp_path / "out"
@@ -190,6 +192,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_files_and_os_signal_during_write_leaves_no_part(image_file, tmp_path, signum, code):
     """SIGTERM / SIGINT arriving while a file is written: exit 143 / 130, one line, no ``.convviz-*.part``."""
@@ -210,6 +213,7 @@ def test_files_and_os_in_process_main_keeps_callers_signal_handlers(image_file, 
     assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_files_and_os_signal_during_imports_one_line(image_file, tmp_path, signum, code):
     """Ctrl-C or SIGTERM while TensorFlow is still being imported: one line, 130/143, no traceback."""
@@ -224,6 +228,7 @@ def test_files_and_os_signal_during_imports_one_line(image_file, tmp_path, signu
 
 
 # ---------------------------------------------------------------- models and weights
+@pytest.mark.slow
 def test_models_corrupt_demo_weights_exit_2(image_file, tmp_path):
     from keras_convviz import demo
 

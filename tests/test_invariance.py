@@ -122,6 +122,7 @@ def test_figure_and_cli(tmp_path):
     assert cli.main(["invariance", str(path), "--transforms", "shear", "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 def test_callback_logs_invariance_scalars(tmp_path, demo_model):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

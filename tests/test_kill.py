@@ -21,6 +21,7 @@ def load_kill_cli():
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [14])
 def test_kill_sigint_sigterm_at_random_moments_leave_only_complete_files(tmp_path, seed):
     kill_cli = load_kill_cli()

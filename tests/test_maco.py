@@ -53,6 +53,7 @@ def test_the_phase_image_has_exactly_the_fixed_magnitude(shape):
     np.testing.assert_allclose(_spectrum(y), np.broadcast_to(magnitude, (2,) + magnitude.shape), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_one_step_moves_the_phase_along_the_hand_gradient_and_keeps_the_magnitude(tiny):
     colors = normalized_colors(None, 3)
     image = Parameterization("maco", (8, 10, 3), True)
@@ -153,6 +154,7 @@ def test_a_dead_model_reports_failure_against_a_random_image():
     assert np.all(v.failed)
 
 
+@pytest.mark.slow
 def test_cli_prints_objective_and_probability_and_takes_size(tmp_path):
     from fixtures import convviz
 

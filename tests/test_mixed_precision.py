@@ -43,6 +43,7 @@ METHODS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_runs_under_mixed_precision_and_equals_float32(policy, method):

@@ -111,6 +111,7 @@ def test_bad_target():
         occlusion(model, np.zeros((1, 20, 18, 3), np.float32), 7, 4, 4)
 
 
+@pytest.mark.slow
 def test_demo_minimum_lies_on_the_object():
     from keras_convviz import demo
 
@@ -138,6 +139,7 @@ def test_figure_panel():
     assert panel.dtype == np.uint8 and panel.ndim == 3 and panel.shape[1] > 4 * 64
 
 
+@pytest.mark.slow
 def test_cli_occlusion(tmp_path):
     from keras_convviz import demo, media
 

@@ -189,6 +189,7 @@ def test_input_range_of_the_presets():
 
 
 # ----------------------------------------------------------------- the targets
+@pytest.mark.slow
 def test_demo_class_models_are_classified_as_their_class(demo_model):
     # The log probability (log-softmax of the logits) reaches p >= 0.9 for every class.
     r = class_model(demo_model, [0, 1, 2, 3], steps=100, value_range=(0, 1), score="log_probability", seed=0)
@@ -197,6 +198,7 @@ def test_demo_class_models_are_classified_as_their_class(demo_model):
     assert np.array_equal(r.probabilities.argmax(1), [0, 1, 2, 3])
 
 
+@pytest.mark.slow
 def test_demo_logit_class_models_for_square_triangle_cross(demo_model):
     # Simonyan's pre-softmax logit: p >= 0.9 for square, triangle and cross; the
     # circle logit also rises but drifts into triangle features (README, "Class models and representation inversion").
@@ -206,6 +208,7 @@ def test_demo_logit_class_models_for_square_triangle_cross(demo_model):
     assert np.all(r.history[-1] > r.history[0] + 1.0)
 
 
+@pytest.mark.slow
 def test_demo_inversion_error_at_the_first_block(demo_model, demo_images):
     images, _ = demo_images
     for layer in ("block1_conv2", "block1_pool"):
@@ -264,6 +267,7 @@ def test_other_bad_inputs(tiny):
 
 
 # ----------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_classmodel_writes_images_with_a_progress_bar(tmp_path):
     out = tmp_path / "out"
     r = convviz("classmodel", "--model", "demo", "--target", "square,cross", "--steps", "80", "--out", out,
@@ -275,6 +279,7 @@ def test_cli_classmodel_writes_images_with_a_progress_bar(tmp_path):
     assert "square (1): logit" in r.stdout and "predicted cross" in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_invert_writes_reconstructions_and_prints_errors(tmp_path):
     from keras_convviz.media import save_png
 
@@ -288,6 +293,7 @@ def test_cli_invert_writes_reconstructions_and_prints_errors(tmp_path):
     assert "30/30" in r.stdout and "block1_pool: normalized feature error" in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     r = convviz("classmodel", "--model", "demo", "--target", "hexagon", "--out", out, cwd=tmp_path)

@@ -159,6 +159,7 @@ def _folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_cli_topk_photo_boxes_follow_each_photos_placement(tmp_path):
     folder = _folder(tmp_path)
     out = tmp_path / "out"
@@ -198,6 +199,7 @@ def _flexible(path):
     return path
 
 
+@pytest.mark.slow
 def test_cli_topk_on_a_flexible_size_model_mines_at_size(tmp_path):
     folder, model = _folder(tmp_path), _flexible(tmp_path / "flex.keras")
     out = tmp_path / "out"
@@ -225,6 +227,7 @@ def _save(model, path):
     return path
 
 
+@pytest.mark.slow
 def test_cli_invert_says_when_the_reconstruction_never_changes_or_nothing_is_there(tmp_path):
     src = tmp_path / "chelsea.png"
     Image.fromarray(CHELSEA[::4, ::4]).save(src)

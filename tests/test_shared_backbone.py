@@ -97,6 +97,7 @@ def test_gradcam_of_each_call_equals_a_hand_computation(target):
     np.testing.assert_allclose(acts["shared_conv_1"], plain(x * 0.5), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_generated_shared_backbones_match_predict():
     from hypothesis import given, strategies as st
 

@@ -4,12 +4,14 @@ benchmarks/soak_callback.py runs the same function for 200 steps and
 reports the memory growth per step.
 """
 
+import pytest
 import importlib.util
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 def test_soak_callback_every_method_served_live(tmp_path):
     spec = importlib.util.spec_from_file_location("soak_callback",
                                                   os.path.join(HERE, "..", "benchmarks", "soak_callback.py"))

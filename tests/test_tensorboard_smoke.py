@@ -16,6 +16,7 @@ def logdir(tmp_path_factory):
     return write_logdir(tmp_path_factory.mktemp("tb_smoke"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("load_fast", [True, False], ids=["load_fast=true", "load_fast=false"])
 def test_tensorboard_serves_convviz(logdir, load_fast):
     with tensorboard(logdir, load_fast, extra=["--samples_per_plugin", "convviz=0"]) as base:
@@ -63,6 +64,7 @@ def test_tensorboard_serves_convviz(logdir, load_fast):
         assert get(base + "/data/plugin/convviz/static/..%2f..%2fplugin.py")[0] == 404
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("load_fast", [True, False], ids=["load_fast=true", "load_fast=false"])
 def test_sampled_steps_keep_their_documents(tmp_path, load_fast):
     """Downsampled at load time, every kept picture step still has its step document (and the run its walk).

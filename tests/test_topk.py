@@ -144,6 +144,7 @@ _DISTRIBUTED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -166,6 +167,7 @@ def test_figure_grid(data):
     assert grid.dtype == np.uint8 and grid.shape[1] >= 6 * 24 and grid.shape[0] >= 2 * 24
 
 
+@pytest.mark.slow
 def test_cli_topk(tmp_path):
     from keras_convviz import demo, media
 

@@ -56,6 +56,7 @@ def _keep_mask(result, shape):
     return keep
 
 
+@pytest.mark.slow
 def test_deconv_underflow_mobilenet_conv_pw_13_equals_float64_up_to_a_positive_factor():
     """MobileNet(weights=None) at conv_pw_13: was all exact zeros in float32 (the signal underflowed)."""
     import keras
@@ -137,6 +138,7 @@ def _steps(logdir, tag):
     return [s for s, _, _ in read_events(logdir).get(tag, [])]
 
 
+@pytest.mark.slow
 def test_log_dir_deleted_during_training_warns_once_and_logs_again(tmp_path):
     """The run folder removed between epochs: one RuntimeWarning naming it and the fix; later logs are kept."""
     import shutil
@@ -182,6 +184,7 @@ def _fit_steps(tmp_path, name, steps_per_execution, every_n_batches, n=64, epoch
     return _steps(tmp_path / name, "saliency/predictions/heatmap")
 
 
+@pytest.mark.slow
 def test_steps_per_execution_logs_at_the_same_global_batch_steps(tmp_path):
     """compile(steps_per_execution=4) calls on_train_batch_end once per 4 batches: steps must not be hook calls."""
     one = _fit_steps(tmp_path, "spe1", 1, every_n_batches=4)
@@ -189,6 +192,7 @@ def test_steps_per_execution_logs_at_the_same_global_batch_steps(tmp_path):
     assert one == four == [4, 8, 12, 16]
 
 
+@pytest.mark.slow
 def test_steps_per_execution_not_dividing_every_n_batches_logs_each_multiple_at_the_true_step(tmp_path):
     """9 batches an epoch in chunks of 4 (the last one short): each multiple of 3 is logged once,
     stamped with the global batch count the model had reached (the chunk's end)."""
@@ -196,6 +200,7 @@ def test_steps_per_execution_not_dividing_every_n_batches_logs_each_multiple_at_
     assert _fit_steps(tmp_path, "spe4", 4, every_n_batches=3, n=72) == [4, 8, 9, 13, 17, 18]
 
 
+@pytest.mark.slow
 def test_second_fit_follows_the_same_maps_and_continues_steps(tmp_path):
     """A second fit() on the same callback and model keeps the units chosen at the first log,
     even when other maps have become the strongest (here: the followed maps' kernels are zeroed)."""

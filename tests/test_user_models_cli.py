@@ -76,6 +76,7 @@ def one_line_error(r, *words):
 
 
 # ---------------------------------------------------------------- 1. non-ASCII file names
+@pytest.mark.slow
 def test_non_ascii_file_names_keep_their_names_and_do_not_collide(tmp_path):
     cat, dog = photo(tmp_path / "猫.png", seed=1), photo(tmp_path / "犬.png", seed=2)
     out = tmp_path / "out"
@@ -137,6 +138,7 @@ def test_rgba_model_input_is_rgb_plus_opaque_alpha(files):
     np.testing.assert_array_equal(x[..., :3], rgb)  # the colour channels are the RGB model's input
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gray", "rgba"])
 def test_grayscale_and_rgba_models_run_every_image_command(files, tmp_path, kind):
     for command, extra in (("saliency", ()), ("gradcam", ()), ("occlusion", ()), ("deconv", ("--maps", "2"))):
@@ -163,6 +165,7 @@ def test_two_input_models_are_refused_naming_the_way_out(method):
         calls[method]()
 
 
+@pytest.mark.slow
 def test_two_input_models_cli_exit_2(files, tmp_path):
     r = convviz("saliency", files["photo"], "--model", files["pair"], "--out", tmp_path / "out")
     one_line_error(r, "2 inputs", "one image input")
@@ -183,6 +186,7 @@ def test_single_unit_sigmoid_head_class_model_targets_0_and_1():
     np.testing.assert_allclose(sal0, sal1, rtol=1e-5, atol=1e-7)  # |d(-s)/dx| == |ds/dx|
 
 
+@pytest.mark.slow
 def test_single_unit_sigmoid_head_cli_targets(files, tmp_path):
     for target in ("0", "1"):
         r = convviz("saliency", files["photo"], "--model", files["sigmoid"], "--target", target,
@@ -191,6 +195,7 @@ def test_single_unit_sigmoid_head_cli_targets(files, tmp_path):
         assert f"class {target}" in r.stdout
 
 
+@pytest.mark.slow
 def test_non_image_input_model_is_a_one_line_error(files, tmp_path):
     for command in ("saliency", "occlusion"):
         r = convviz(command, files["photo"], "--model", files["vector"], "--out", tmp_path / "out")
@@ -198,6 +203,7 @@ def test_non_image_input_model_is_a_one_line_error(files, tmp_path):
 
 
 # ---------------------------------------------------------------- 5. flexible-size model files
+@pytest.mark.slow
 def test_flexible_size_models_run_every_command(files, tmp_path):
     runs = [("saliency",), ("gradcam",), ("occlusion",), ("guided",), ("deconv", "--maps", "2"),
             ("boxfilter", "forward", "--crop", "2,2,6,6")]
@@ -231,6 +237,7 @@ def test_flexible_size_pinned_model_computes_the_same_function():
 
 
 # ---------------------------------------------------------------- 6. outputs
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(1, 1000), (5000, 10)])
 def test_outputs_extreme_aspect_pictures_are_capped(tmp_path, size):
     image = photo(tmp_path / "strip.png", size=size)
@@ -253,6 +260,7 @@ def test_outputs_capped_keeps_aspect_and_small_pictures():
     assert media.capped(np.zeros((4096, 2048), np.uint8)).shape == (1024, 512)
 
 
+@pytest.mark.slow
 def test_outputs_long_input_names_write_every_output(tmp_path):
     name = "é" * 120 + ".png"  # 244 bytes: a valid name, too long once "_saliency_overlay" is added
     image = photo(tmp_path / name)
@@ -273,6 +281,7 @@ def test_outputs_long_names_stay_distinct():
     assert len(fit_name("猫" * 200, "_" + "y" * 300 + ".png").encode()) <= MAX_NAME_BYTES
 
 
+@pytest.mark.slow
 def test_outputs_topk_symlink_loop_counts_each_photo_once(tmp_path):
     from keras_convviz.commands.topk import find_images
 
@@ -292,6 +301,7 @@ def test_outputs_topk_symlink_loop_counts_each_photo_once(tmp_path):
     assert table["images"] == 2
 
 
+@pytest.mark.slow
 def test_outputs_boxfilter_named_after_each_input(tmp_path):
     out = tmp_path / "out"
     for i in range(2):
