@@ -315,7 +315,7 @@ def _per_step(fns, short, long, repeat=3):
     return [float(np.median(r)) for r in rounds]
 
 
-def speed_rows(lite0, low, high, short=2, long=6):
+def speed_rows(lite0, low, high, short=4, long=16):
     """Our step against tf-keras-vis's on Lite0 and VGG16 at 224, and 16 channels batched vs 16 runs."""
     import keras
 
@@ -332,7 +332,7 @@ def speed_rows(lite0, low, high, short=2, long=6):
         out.append(row(f"class-model step vs tf-keras-vis ActivationMaximization, {name}@224",
                        f"{mine / theirs:.2f}x", "<= 0.5x", mine / theirs <= 0.5,
                        f"{mine:.3f} s vs {theirs:.3f} s per step"))
-    layer, steps = "block5c_add", short
+    layer, steps = "block5c_add", 2
     featurevis(lite0.model, channel(layer, list(range(16))), steps=1, value_range=(low, high))
     featurevis(lite0.model, channel(layer, 0), steps=1, value_range=(low, high))
     start = time.perf_counter()
