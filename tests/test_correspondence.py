@@ -71,3 +71,50 @@ def test_bad_input_and_cli(demo_model, tmp_path):
     assert (tmp_path / "s0_correspondence.png").exists()
     boxes.write_text("{}")
     assert cli.main(args) == 2
+
+
+def test_photo_boxes_go_through_the_photos_placement():
+    """--boxes are photo pixels: a box on a letterboxed (pad) or cropped photo maps to the model-input box."""
+    from keras_convviz.commands.correspondence import input_boxes
+
+    # a 64x32 (WxH) photo in a 64x64 input: pad keeps scale 1 and moves it 16 px down
+    assert input_boxes([(32, 64, 3)], (64, 64), "pad", [[[10, 4, 8, 6]]]).tolist() == [[[10, 20, 8, 6]]]
+    # crop scales it 2x to 128x64 and cuts 32 px off each side: x' = 2x - 32
+    assert input_boxes([(32, 64, 3)], (64, 64), "crop", [[[20, 4, 8, 6]]]).tolist() == [[[8, 8, 16, 12]]]
+    # stretch: a 128x32 photo squeezed 0.5x across, 2x down
+    assert input_boxes([(32, 128, 3)], (64, 64), "stretch", [[[40, 8, 20, 10]]]).tolist() == [[[20, 16, 10, 20]]]
+    # each photo has its own placement
+    two = input_boxes([(32, 64, 3), (64, 64, 3)], (64, 64), "pad", [[[0, 0, 8, 8]], [[0, 0, 8, 8]]])
+    assert two.tolist() == [[[0, 16, 8, 8]], [[0, 0, 8, 8]]]
+    with pytest.raises(ValueError, match="inside its 64x32"):
+        input_boxes([(32, 64, 3)], (64, 64), "pad", [[[60, 0, 8, 8]]])
+    with pytest.raises(ValueError, match="outside the part of the photo"):
+        input_boxes([(32, 64, 3)], (64, 64), "crop", [[[0, 0, 8, 8]]])
+    with pytest.raises(ValueError, match="2 images, but 1"):
+        input_boxes([(32, 64, 3)], (64, 64), "pad", [[[0, 0, 8, 8]], [[0, 0, 8, 8]]])
+
+
+def test_cli_boxes_on_padded_photos_equal_the_api_on_mapped_boxes(demo_model, tmp_path):
+    """convviz correspondence on 64x32 photos (letterboxed into the 64x64 demo input) with boxes in photo
+    pixels gives the Delta of the API on the same inputs with the boxes moved 16 px down."""
+    from keras_convviz import cli, presets
+    from keras_convviz.media import save_png
+
+    x = demo.shapes(3, seed=5)[0].astype(np.float32)
+    paths = []
+    for i, im in enumerate(x):
+        paths.append(str(tmp_path / f"w{i}.png"))
+        save_png(paths[-1], (im[16:48] * 255).astype(np.uint8))  # 64 wide, 32 high
+    photo_boxes = [[[20, 4, 16, 16]], [[22, 6, 16, 16]], [[18, 8, 16, 16]]]
+    (tmp_path / "b.json").write_text(json.dumps({"parts": ["middle"], "boxes": photo_boxes}))
+    assert cli.main(["correspondence", *paths, "--boxes", str(tmp_path / "b.json"), "--layer", "gap",
+                     "--random-trials", "2", "--out", str(tmp_path)]) == 0
+    got = np.load(tmp_path / "w0_correspondence.npz")
+    preset = presets.load("demo")
+    from keras_convviz.media import read_input
+
+    inputs = preset.prepare([read_input(p, None) for p in paths], fit="pad")
+    mapped = np.array([[[bx, by + 16, bw, bh] for bx, by, bw, bh in img] for img in photo_boxes])
+    want = correspondence(preset.model, inputs, mapped, "gap", random_trials=0,
+                          fill=np.asarray(inputs)[0, 0, 0])
+    assert got["delta"].tolist() == pytest.approx(want.delta.tolist())
