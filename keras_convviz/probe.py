@@ -128,7 +128,9 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
       inputs: a tensor (single-input model), a list of tensors, or None when
         ``given`` holds everything the outputs need.
       outputs: layer names to return.
-      rule: backward rule for every ReLU/ReLU6, see the module docstring.
+      rule: backward rule for every ReLU/ReLU6, see the module docstring; or
+        an object whose ``call_step(step, args, kwargs) -> (pre_activation,
+        output)`` runs every step instead (the LRP rules, methods/lrp.py).
       switches: also return ``{pool_name: argmax}`` for every MaxPooling2D run.
       linear: layer names to return before their activation (pre-softmax
         logits, for example); also valid for standalone activation layers.
@@ -138,8 +140,8 @@ def run(model, inputs, outputs, rule=None, switches=False, linear=(), given=None
     Returns ``{name: tensor}`` (and the switches dict when asked). Only the
     steps the requested outputs depend on are run.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule not in RULES and not callable(getattr(rule, "call_step", None)):
+        raise ValueError(f"rule must be one of {RULES} or a relevance rule, got {rule!r}")
     graph = walk(model)
     outputs, linear, given = list(outputs), set(linear), dict(given or {})
     values = Values(graph.aliases)
@@ -198,6 +200,11 @@ def cut_steps(graph, order, given, wanted):
 def _run_step(step, values, rule, linear, switches, found, pool_switches, rescale=False):
     """One step of ``run``: its outputs, recording pre-activations and switches."""
     args, kwargs = step.fill_in(values)
+    if callable(getattr(rule, "call_step", None)):  # a relevance rule (methods/lrp.py) runs the whole step
+        pre, y = rule.call_step(step, args, kwargs)
+        if linear:
+            found[step.name] = pre
+        return y if isinstance(y, (list, tuple)) else [y]
     if linear:
         found[step.name] = call_layer(step, args, kwargs, linear=True)
     if step.kind == "maxpool" and switches:
