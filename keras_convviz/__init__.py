@@ -8,40 +8,24 @@ from __future__ import annotations
 
 import importlib
 
+from . import registry
+
 __version__ = "0.1.0"
 
+# Methods come from their records (registry.py); the rest of the API is listed here.
 _API = {
+    **registry.api_map(),
     "receptive_fields": "fields",
     "ReceptiveField": "fields",
     "walk": "graph",
     "capture": "methods.capture",
     "Capture": "methods.capture",
-    "deconv": "methods.deconv",
-    "deconv_units": "methods.deconv",
-    "box_filter": "methods.boxfilter",
-    "saliency": "methods.gradients",
-    "smoothgrad": "methods.gradients",
-    "guided_backprop": "methods.gradients",
-    "integrated_gradients": "methods.gradients",
-    "gradcam": "methods.gradcam",
-    "occlusion": "methods.occlusion",
-    "invariance": "methods.invariance",
-    "Invariance": "methods.invariance",
-    "filters": "methods.filters",
-    "Filters": "methods.filters",
-    "correspondence": "methods.correspondence",
-    "Correspondence": "methods.correspondence",
-    "class_model": "methods.classmodel",
-    "invert": "methods.inversion",
-    "featurevis": "methods.featurevis",
-    "FeatureVis": "methods.featurevis",
-    "top_activations": "methods.topk",
     "ConvVizCallback": "callbacks",
     "show": "notebook",
     "Figure": "notebook",
 }
 _MODULES = ("demo", "presets", "render", "media", "metrics", "summary", "select", "graph", "fields", "probe",
-            "request", "fit", "hed", "beam")  # beam needs the [beam] extra (apache-beam)
+            "request", "fit", "hed", "beam", "registry")  # beam needs the [beam] extra (apache-beam)
 
 __all__ = sorted(_API) + list(_MODULES)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-__all__ = ["EXAMPLES", "ExampleFormatter", "add_examples"]
+__all__ = ["EXAMPLES", "ExampleFormatter", "add_examples", "examples_of"]
 
 CHELSEA = "runs/demo/samples/chelsea.png"
 CIRCLE = "runs/demo/samples/circle.png"
@@ -72,10 +72,19 @@ class ExampleFormatter(argparse.RawDescriptionHelpFormatter):
         return "\n\n".join(blocks)
 
 
+def examples_of(name) -> list:
+    """The examples of a subcommand: this module's, else those of its method's record (``registry``)."""
+    if name in EXAMPLES:
+        return EXAMPLES[name]
+    from .registry import METHODS
+
+    return next((list(m.examples) for m in METHODS if m.name == name), [])
+
+
 def add_examples(sub):
     """End each subcommand's help with its examples (a command without any is left as it is)."""
     for name, parser in sub.choices.items():
-        examples = EXAMPLES.get(name)
+        examples = examples_of(name)
         if not examples:
             continue
         parser.formatter_class = ExampleFormatter

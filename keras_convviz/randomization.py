@@ -126,18 +126,19 @@ class Randomization:
 
 
 def _method(method):
+    """A callable, or the function of a map method's record (any of its names: ``"ig"``, ``"gradcam"``)."""
     if callable(method):
         return method
-    from .methods.gradcam import gradcam
-    from .methods.gradients import guided_backprop, integrated_gradients, saliency, smoothgrad
+    from .registry import lookup, map_methods
 
-    named = {"saliency": saliency, "smoothgrad": smoothgrad, "guided": guided_backprop,
-             "guided_backprop": guided_backprop, "ig": integrated_gradients,
-             "integrated_gradients": integrated_gradients, "gradcam": gradcam}
-    if method not in named:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(named)} or a callable "
-                         f"method(model, inputs, target, **kwargs).")
-    return named[method]
+    try:
+        record = lookup(method)
+    except ValueError:
+        record = None
+    if record is None or record not in map_methods():
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(m.name for m in map_methods())} "
+                         f"or a callable method(model, inputs, target, **kwargs).")
+    return record.load()
 
 
 def _stages(graph, layers, output):
@@ -159,8 +160,8 @@ def randomization(model, method, inputs, target=None, layers=None, seed=0, outpu
 
     Args:
       model: a Keras model; its weights are restored afterwards, also on error.
-      method: a method name (``"saliency"``, ``"smoothgrad"``, ``"guided"``,
-        ``"ig"``, ``"gradcam"``) or a callable ``method(model, inputs, target,
+      method: the name of a map method (``registry.map_methods()``:
+        ``"saliency"``, ``"ig"``, ``"gradcam"``, ``"scorecam"``, ...) or a callable ``method(model, inputs, target,
         **kwargs)`` returning maps in input space.
       inputs: a preprocessed batch.
       target: class index / list / None; None is resolved once on the trained

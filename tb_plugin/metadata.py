@@ -46,6 +46,8 @@ from __future__ import annotations
 import json
 import re
 
+from keras_convviz.registry import method_order
+
 __all__ = [
     "PLUGIN_NAME",
     "CONTENT_VERSION",
@@ -113,9 +115,9 @@ OVERLAY_KINDS = ("heatmap", "projection", "ratio", "fraction")
 GRID_KINDS = ("patches",)
 
 # The dashboard's card order: the probe images, then the methods in the order
-# of the pipeline (the callback's method names).
-METHOD_ORDER = ("input", "deconv", "guided", "saliency", "smoothgrad", "integrated", "gradcam", "occlusion",
-                "topk", "featurevis", "classmodel", "boxfilter", "filters", "invariance")
+# of the pipeline (the methods' records, keras_convviz/registry.py; aliases
+# follow their method, so older logs' tags such as "integrated" sort too).
+METHOD_ORDER = ("input",) + method_order()
 
 _PART = re.compile(r"[^A-Za-z0-9_.:\-]+")
 _MAX_LABELS = 1024

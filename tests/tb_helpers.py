@@ -67,8 +67,8 @@ def write_step(w, step, rng):
 
     put("gradcam", "block3_conv2", "heatmap", heatmap_images(np.stack([blob, blob.T]), (32, 32)), "heatmap",
         params={"target": "predicted"})
-    put("integrated", "predictions", "heatmap", heatmap_images(np.stack([blob - 0.5, 0.5 - blob.T]), (32, 32),
-                                                               signed=True), "heatmap", params={"target": [0, 2]})
+    put("ig", "predictions", "heatmap", heatmap_images(np.stack([blob - 0.5, 0.5 - blob.T]), (32, 32),
+                                                       drawing="signed"), "heatmap", params={"target": [0, 2]})
     for m in (3, 7):
         put("deconv", "block3_conv2", f"map{m:04d}", projection_images(rng.normal(0, 1, (2, 32, 32, 3)) * (step + 1)),
             "projection", map=m)

@@ -164,7 +164,7 @@ def test_class_names_on_cards_and_pages(browser, server, tmp_path):
     assert f"predicted {CLASS_NAMES[c0]} {100 * p0:.0f}%" in card.locator(".cv-caption").inner_text()
     card.locator(".cv-grid-toggle").check()
     assert CLASS_NAMES[c1] in card.locator(".cv-grid figcaption").nth(1).inner_text()
-    assert "target=circle, triangle" in d.card("integrated/predictions/heatmap").locator(".cv-meta").inner_text()
+    assert "target=circle, triangle" in d.card("ig/predictions/heatmap").locator(".cv-meta").inner_text()
     assert "class model \u00b7 triangle" in d.card("classmodel/predictions/class0002").locator(".cv-tag").inner_text()
     d.frame.locator("#cv-image-view").click()
     preds = d.frame.locator(".cv-predictions li")
@@ -293,11 +293,11 @@ def test_every_heatmap_has_a_colour_bar(browser, server, tmp_path):
     for tag, kind, value_range in kinds:
         assert value_range is not None, f"{tag} has no colour bar"
         assert [float(v) for v in value_range.split(",")] == pytest.approx(ranges[tag][0], rel=1e-6), tag
-    ig = d.frame.locator('.cv-panel[data-tag="integrated/predictions/heatmap"] .cv-colorbar')
+    ig = d.frame.locator('.cv-panel[data-tag="ig/predictions/heatmap"] .cv-colorbar')
     assert ig.get_attribute("data-colormap") == "diverging"
     lo, hi = (float(v) for v in ig.get_attribute("data-range").split(","))
     assert lo == -hi < 0  # signed maps: symmetric about 0
-    for tag in ("gradcam/block3_conv2/heatmap", "integrated/predictions/heatmap"):
+    for tag in ("gradcam/block3_conv2/heatmap", "ig/predictions/heatmap"):
         d.frame.locator(".cv-back").click()
         assert d.card(tag).locator(".cv-colorbar").count() == 1
         d.frame.locator("#cv-image-view").click()

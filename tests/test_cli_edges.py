@@ -64,17 +64,21 @@ def test_version_falls_back_to_setup_cfg(monkeypatch):
 # ---------------------------------------------------------------- 2. examples in --help
 def test_every_subcommand_help_ends_with_examples_that_parse():
     from keras_convviz import cli, demo
-    from keras_convviz.helptext import EXAMPLES
+    from keras_convviz.helptext import EXAMPLES, examples_of
 
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     samples = {f"runs/demo/samples/{name}.png" for name in demo.CLASS_NAMES + demo.SAMPLE_PHOTOS}
-    assert not set(sub.choices) - set(EXAMPLES), "commands without examples in keras_convviz/helptext.py"
-    for name, command in sub.choices.items():
+    names = {}
+    for name, command in sub.choices.items():  # a command's aliases (`integrated_gradients`) follow its name
+        names.setdefault(id(command), name)
+    assert not [n for n in names.values() if not examples_of(n)], "commands without examples (helptext / registry)"
+    for name, command in ((n, sub.choices[n]) for n in names.values()):
+        examples = examples_of(name)
         shown = command.format_help().rstrip().splitlines()
-        commands = [line for line in EXAMPLES[name] if line.startswith("convviz ")]  # others prepare a file
+        commands = [line for line in examples if line.startswith("convviz ")]  # others prepare a file
         assert 1 <= len(commands) <= 3
-        assert [line.strip() for line in shown[-len(EXAMPLES[name]):]] == EXAMPLES[name], name
+        assert [line.strip() for line in shown[-len(examples):]] == examples, name
         for line in commands:
             argv = shlex.split(line)
             assert argv[:2] == ["convviz", name]
@@ -84,7 +88,7 @@ def test_every_subcommand_help_ends_with_examples_that_parse():
             inputs += images if isinstance(images, list) else []
             assert all(path is None or path in samples for path in inputs), line
     proc = convviz("gradcam", "--help")
-    assert proc.returncode == 0 and proc.stdout.rstrip().endswith(EXAMPLES["gradcam"][-1]), proc.stdout
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith(examples_of("gradcam")[-1]), proc.stdout
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def test_run_route_and_old_runs(client):
     assert last["units"]["block3_conv2"]["7"][1] == list(unit_position(STEPS - 1, 1, 7))
     tags = _get_json(client, f"{BASE}/tags")["runs"]
     assert tags["demo/convviz"][md.WALK_TAG]["kind"] == "walk"
-    ig = _get_json(client, f"{BASE}/series?run=demo/convviz&tag=integrated/predictions/heatmap")["content"]
+    ig = _get_json(client, f"{BASE}/series?run=demo/convviz&tag=ig/predictions/heatmap")["content"]
     assert ig["scale"]["colormap"] == "diverging"  # the scale comes with the series (the listing is slim)
     # a run written before schema 2: its tags list and its series load, it has no documents
     assert tags["old/convviz"]["saliency/predictions/heatmap"]["kind"] == "heatmap"
@@ -142,7 +142,7 @@ def test_callback_documents_match_references(tmp_path):
         for i, (yy, xx, a) in enumerate(rows):
             peak = np.unravel_index(acts[i, ..., int(m)].argmax(), acts.shape[1:3])
             assert (yy, xx) == tuple(int(v) for v in peak) and a == pytest.approx(acts[i, yy, xx, int(m)], rel=1e-4)
-    ig = last["ranges"]["integrated/predictions/heatmap"]
+    ig = last["ranges"]["ig/predictions/heatmap"]
     assert all(lo == -hi and hi > 0 for lo, hi in ig)  # signed: symmetric about zero
     projections = [t for t in last["ranges"] if t.startswith("deconv/block2_conv2/")]
     assert len(projections) == 2

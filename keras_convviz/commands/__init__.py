@@ -39,9 +39,9 @@ def add_fit_arg(parser):
                              "the photo at its own resolution (at most 1024 px a side).")
 
 
-def add_image_command(sub, name, summary, description=None):
+def add_image_command(sub, name, summary, description=None, aliases=()):
     """A subcommand on one image (or one video frame) through a model: IMAGE, --model/--weights, --frame."""
-    p = sub.add_parser(name, help=summary, description=description or summary + ".")
+    p = sub.add_parser(name, help=summary, description=description or summary + ".", aliases=list(aliases))
     p.add_argument("image", metavar="IMAGE", help="an image file, or a video with --frame")
     add_model_args(p)
     add_frame_arg(p)

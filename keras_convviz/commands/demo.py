@@ -13,21 +13,10 @@ import shlex
 import sys
 import time
 
-# Every method, with settings sized for the 64x64 demo on a laptop CPU.
-DEMO_METHODS = {
-    "deconv": {},
-    "boxfilter": {},
-    "saliency": {},
-    "smoothgrad": {"samples": 8},
-    "guided": {},
-    "integrated": {"steps": 16},
-    "gradcam": {},
-    "occlusion": {"patch": 16, "stride": 4},
-    "topk": {"k": 9},
-    "classmodel": {"steps": 40, "value_range": (0, 1)},
-    # the followed top-k maps, shown on their unit pages; run() adds the class recipe's smoothing
-    "featurevis": {"steps": 64, "value_range": (0, 1)},
-}
+from ..registry import demo_options
+
+# Every method the records give demo settings (sized for the 64x64 demo on a laptop CPU).
+DEMO_METHODS = demo_options()
 
 
 def register(sub):
@@ -63,12 +52,22 @@ def check(args):
 def _methods(text):
     if text.strip() == "all":
         return dict(DEMO_METHODS)
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = [_one_name(n.strip()) for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in DEMO_METHODS]
     if unknown or not names:
         raise ValueError(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from "
                          f"{', '.join(DEMO_METHODS)} or 'all'")
     return {n: DEMO_METHODS[n] for n in names}
+
+
+def _one_name(name):
+    """A method's one name for an alias (``integrated`` -> ``ig``); an unknown name as it is."""
+    from ..registry import resolve
+
+    try:
+        return resolve(name)
+    except ValueError:
+        return name
 
 
 def with_recipe_smoothing(methods):

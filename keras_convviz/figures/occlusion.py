@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from .. import render
 from ..labels import class_label
 
-__all__ = ["figure"]
+__all__ = ["figure", "activation_drop_picture"]
 
 
 def figure(image, result, index=0, class_names=None, cell=160, placement=None, region=None) -> np.ndarray:
@@ -41,7 +41,7 @@ def figure(image, result, index=0, class_names=None, cell=160, placement=None, r
         image,
         render.colormap(np.clip(prob, 0, 1)),
         _class_map(result.top_class[index]),
-        render.heatmap(result.activation[index]),
+        activation_drop_picture(result.base_activation[index] - result.activation[index]),
     ]
     if placement is not None:  # the maps cut back to the photo's region, at its aspect ratio
         panels = [image] + _on_photo(result, index, placement, image.shape[:2])
@@ -50,7 +50,7 @@ def figure(image, result, index=0, class_names=None, cell=160, placement=None, r
         f"input: {name(tgt)} p={result.base_probability[index]:.2f}",
         f"p(class {tgt}) {prob.min():.2f}..{prob.max():.2f}",
         "most probable class",
-        f"{result.layer} map {int(result.map_index[index])}",
+        f"drop of {result.layer} map {int(result.map_index[index])}",
     ]
     # the occluder grid is coarse: nearest-neighbour keeps one square per position
     if placement is None:
@@ -76,7 +76,16 @@ def _on_photo(result, index, placement, shape) -> list:
     rows = np.abs(np.arange(h)[:, None] - (np.asarray(result.origins_y) + (ph - 1) / 2)).argmin(1)
     cols = np.abs(np.arange(w)[:, None] - (np.asarray(result.origins_x) + (pw - 1) / 2)).argmin(1)
     top = map_to_photo(result.top_class[index][np.ix_(rows, cols)], placement, side, resample="nearest")
-    return [render.colormap(np.clip(prob, 0, 1)), _class_map(top), render.heatmap(act)]
+    drop = float(result.base_activation[index]) - act
+    return [render.colormap(np.clip(prob, 0, 1)), _class_map(top), activation_drop_picture(drop)]
+
+
+def activation_drop_picture(drop) -> np.ndarray:
+    """The strongest map's activation drop (positive where occluding lowers it), diverging about 0 as every
+    signed map (``figures.maps``; the dashboard's occlusion card draws it the same way)."""
+    from .maps import map_picture, normalize_map
+
+    return map_picture(normalize_map("signed", drop))
 
 
 def _region_corners(region, placement, size, input_hw):

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from .. import render
 
-__all__ = ["Scale", "colour_bar", "titled", "BAR_HEIGHT", "TITLE_HEIGHT"]
+__all__ = ["Scale", "colour_bar", "titled", "title_lines", "BAR_HEIGHT", "TITLE_HEIGHT"]
 
 BAR_HEIGHT = 12  # the gradient strip, in pixels
 TITLE_HEIGHT = 22
@@ -55,15 +55,31 @@ def colour_bar(scale: Scale, width) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def title_lines(title, width, size=14) -> list:
+    """``title`` broken at spaces into lines that fit ``width`` pixels (a word longer than that stays whole)."""
+    font = render.font(size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    lines = []
+    for word in str(title).split(" "):
+        if lines and measure(lines[-1] + " " + word, font=font) <= width - 6:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def titled(picture, title, scale: Scale = None) -> np.ndarray:
     """``picture`` (RGB uint8) with ``title`` above it and, given a ``scale``, its colour bar under it.
 
     The picture itself is kept pixel for pixel (it sits at row
-    :data:`TITLE_HEIGHT`, column 0), so a framed figure contains exactly the
-    picture the CLI writes.
+    :data:`TITLE_HEIGHT` times the title's lines, column 0: a title wider than
+    the picture wraps rather than being cut), so a framed figure contains
+    exactly the picture the CLI writes.
     """
     picture = render.as_rgb(np.asarray(picture))
-    framed = render.label(picture, str(title), height=TITLE_HEIGHT, size=14)
+    framed = picture
+    for line in reversed(title_lines(title, picture.shape[1])):
+        framed = render.label(framed, line, height=TITLE_HEIGHT, size=14)
     if scale is None:
         return framed
     bar = colour_bar(scale, picture.shape[1])

@@ -1,7 +1,7 @@
 """One framed figure per result: the picture the CLI draws, its title and its colour scale.
 
 :func:`gradient_figure` draws a plain map (saliency, Grad-CAM, guided
-backprop, ...) with ``figures.gradients.pictures``, the CLI's drawing;
+backprop, ...) with ``figures.maps``, the CLI's and the dashboard's drawing;
 :func:`result_figure` draws a result object with its family's figure code
 (``figures.occlusion``, ``figures.optimize``, ``figures.featurevis``,
 ``figures.deconv``, ``figures.boxfilter``, ``figures.topk``). Each returns
@@ -18,49 +18,28 @@ from ..fit import map_to_photo, photo_view, place
 from ..labels import class_label
 from .panel import Scale
 
-__all__ = ["CHANNEL_METHODS", "drawing_method", "gradient_figure", "result_figure"]
+__all__ = ["gradient_figure", "result_figure"]
 
-# Methods whose maps keep the input's channels, (N, H, W, C); the others are (N, H, W).
-CHANNEL_METHODS = ("guided", "guided_backprop", "ig", "integrated_gradients", "deconv", "lrp")
-_CAMS = ("gradcam", "gradcam_plus_plus", "scorecam", "layercam", "xgradcam", "hirescam", "eigencam", "ablationcam")
-_STRETCHED = {"saliency": "|d logit / d pixel|", "smoothgrad": "mean |gradient| over noisy copies",
-              "ig": "sum over channels of |attribution|", "lrp": "sum over channels of |relevance|",
-              "rise": "mean score under random masks"}
+def _keeps_channels(method) -> bool:
+    """Whether a method's maps keep the input's channels, ``(N, H, W, C)`` (its record's ``returns``)."""
+    from ..registry import lookup
 
-
-def drawing_method(method) -> str:
-    """The CLI's drawing for an API method name: ``"gradcam"``, ``"guided"``, ``"ig"`` or ``"saliency"``."""
-    method = (method or "saliency").lower().replace("-", "_")
-    if method in _CAMS:
-        return "gradcam"
-    if method in ("guided", "guided_backprop", "deconv"):
-        return "guided"
-    if method in ("ig", "integrated_gradients", "lrp"):
-        return "ig"
-    return "saliency"
+    try:
+        return lookup(method).returns == "channels" or lookup(method).name == "deconv"
+    except ValueError:
+        return False
 
 
 def _one_map(m, method, index):
     """Image ``index`` of a batch of maps (a single map is taken as it is)."""
     m = np.asarray(m, np.float64)
-    channels = str(method).lower() in CHANNEL_METHODS
+    channels = _keeps_channels(method)
     batched = m.ndim == (4 if channels else 3)
     if batched:
         m = m[index]
     if m.ndim not in (2, 3):
         raise ValueError(f"show() takes a map (H, W) or (H, W, C), or a batch of them; got shape {np.shape(m)}")
     return m
-
-
-def _gradient_scale(drawing, method, m) -> Scale:
-    if drawing == "guided":
-        top = float(np.abs(m).max()) if m.size else 0.0
-        return Scale("grey", f"-{top:.3g}", f"+{top:.3g}", f"{method}: mid-grey = 0")
-    if drawing == "gradcam":
-        return Scale("inferno", "0", f"max {float(m.max()):.3g}", f"{method}, scaled by its maximum")
-    strength = np.abs(m).sum(axis=-1) if m.ndim == 3 else np.abs(m)
-    top = float(np.percentile(strength, 99)) if strength.size else 0.0
-    return Scale("inferno", "0", f"{top:.3g} (99th pct)", _STRETCHED.get(method, f"|{method}|"))
 
 
 def gradient_figure(m, image=None, method="saliency", index=0, placement=None, fit="pad", order=None) -> tuple:
@@ -70,10 +49,10 @@ def gradient_figure(m, image=None, method="saliency", index=0, placement=None, f
     (any size) placed by ``placement`` (a ``fit.Placement``; default: the
     ``fit`` policy from the photo to the map's size, as ``Preset.prepare``).
     """
-    from .gradients import enlarge, pictures
+    from .gradients import enlarge
+    from .maps import drawing_of, map_overlay, map_picture, map_scale, normalize_map
 
     method = (method or "saliency").lower().replace("-", "_")
-    drawing = drawing_method(method)
     m = _one_map(m, method, index)
     if image is None:
         rgb = np.zeros(m.shape[:2] + (3,), np.uint8)
@@ -83,9 +62,10 @@ def gradient_figure(m, image=None, method="saliency", index=0, placement=None, f
             placement = place(rgb.shape[:2], m.shape[:2], fit)
         if placement is not None:
             rgb, m = photo_view(rgb, placement), map_to_photo(m, placement)
-    picture, blended = pictures(drawing, rgb, m, order)
-    shown = enlarge(picture) if image is None else _side_by_side(enlarge(picture), enlarge(blended))
-    return shown, f"{method} (image {index})", _gradient_scale(drawing, method, m)
+    drawn = normalize_map(drawing_of(method), m)
+    picture = enlarge(map_picture(drawn, original=m, order=order))
+    shown = picture if image is None else _side_by_side(picture, enlarge(map_overlay(rgb, drawn)))
+    return shown, f"{method} (image {index})", map_scale(drawn)
 
 
 def _side_by_side(left, right):

@@ -124,21 +124,21 @@ class ScaledImages:
         return iter(self.images)
 
 
-def heatmap_images(maps, size, signed=False, meaning=""):
-    """``(N, h, w)`` maps -> RGB images at ``size``: inferno, each min-max normalized, or for
-    ``signed`` maps the diverging palette, symmetric about 0 (white = 0)."""
+def heatmap_images(maps, size, drawing="range", meaning=""):
+    """``(N, h, w)`` or ``(N, h, w, C)`` maps -> pictures at ``size`` drawn as ``drawing`` says
+    (:func:`figures.maps.normalize_map`: the CLI's and notebooks' normalization, so a map looks the same
+    everywhere), with the values each picture's palette ends stand for."""
+    from ..figures.maps import map_picture, normalize_map
+
     maps = np.asarray(maps, np.float64)
-    if maps.ndim == 4 and maps.shape[-1] == 1:
+    if maps.ndim == 4 and maps.shape[-1] == 1 and drawing != "projection":
         maps = maps[..., 0]
-    if signed:
-        top = np.abs(maps).reshape(len(maps), -1).max(axis=1)
-        return ScaledImages([render.signed_heatmap(render.upsample(m, size)) for m in maps],
-                            np.stack([-top, top], 1),
-                            md.make_scale("diverging", "symmetric per image: white = 0, red > 0, blue < 0", meaning))
-    flat = maps.reshape(len(maps), -1)
-    return ScaledImages([render.heatmap(render.upsample(m, size)) for m in maps],
-                        np.stack([flat.min(axis=1), flat.max(axis=1)], 1),
-                        md.make_scale("inferno", "min-max per image", meaning))
+    drawn = [normalize_map(drawing, m) for m in maps]
+    pictures = [map_picture(d, size, original=m) for d, m in zip(drawn, maps)]
+    ranges = np.array([[d.low, d.high] for d in drawn], np.float64).reshape(len(drawn), 2)
+    encoding = drawn[0].encoding if drawn else ""
+    palette = drawn[0].palette if drawn else "inferno"
+    return ScaledImages(pictures, ranges, md.make_scale(palette, encoding, meaning))
 
 
 def projection_images(images):
@@ -179,15 +179,22 @@ class MethodLogger:
     once = False
 
     def __init__(self, name, options, context):
+        from ..registry import lookup
+
         self.name = name
+        try:
+            self.record = lookup(name)
+        except ValueError:  # a logger outside the registry (a user's own subclass)
+            self.record = None
         self.options = dict(options or {})
         self.ctx = context
         self.fn = None
         self.layers = []
 
     def load(self):
-        """The method function, or None for a logger that computes nothing itself."""
-        return None
+        """The method function (its record's, imported here so that a method missing from the install is
+        reported at configuration), or None for a logger that computes nothing itself."""
+        return self.record.load() if self.record is not None else None
 
     def configure(self):
         """Check the options and layers against the model (``ValueError`` naming the fix)."""

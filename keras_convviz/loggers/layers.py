@@ -27,11 +27,6 @@ class DeconvLogger(MethodLogger):
     fixed_args = ("model", "inputs", "layer", "maps", "joint")
     uses_layers = True
 
-    def load(self):
-        from ..methods.deconv import deconv
-
-        return deconv
-
     def configure(self):
         super().configure()
         self.ctx.follow(self.layers)
@@ -60,11 +55,6 @@ class OcclusionLogger(MethodLogger):
 
     uses_layers = True
 
-    def load(self):
-        from ..methods.occlusion import occlusion
-
-        return occlusion
-
     def log(self, step):
         ctx = self.ctx
         h, w = ctx.image_size
@@ -76,13 +66,13 @@ class OcclusionLogger(MethodLogger):
         for layer in self.layers:
             res = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **opts)
             self.check_blank(res.activation, layer, "activations")
-            # Both panels in one direction: the drop from the unoccluded value, so bright = occluding
-            # here lowers it = what matters (min-max per image; the colour bar gives the real drops).
-            for name, meaning in (("probability", "drop in the target's probability when occluded here"),
-                                  ("activation", "drop in the strongest map's total activation when occluded here")):
-                drop = occlusion_drop(res, name)
-                self.write(layer, name, heatmap_images(drop, (h, w), meaning=meaning), step, "heatmap",
-                           params=dict(params, shown=meaning + " (bright = important)"), labels=labels)
+            # as the CLI's fig. 7 panel: p(target) as is on 0..1, the activation drop diverging about 0
+            prob = heatmap_images(res.probability, (h, w), "probability", "p(target) with the square here")
+            self.write(layer, "probability", prob, step, "heatmap", params=dict(params, shown="p(target)"),
+                       labels=labels)
+            meaning = "drop in the strongest map's total activation when occluded here"
+            drop = heatmap_images(occlusion_drop(res, "activation"), (h, w), "signed", meaning)
+            self.write(layer, "activation", drop, step, "heatmap", params=dict(params, shown=meaning), labels=labels)
 
 
 def occlusion_drop(result, name):
@@ -99,11 +89,6 @@ class BoxFilterLogger(MethodLogger):
     consumed = ("crop",)
     uses_layers = True
     once = True
-
-    def load(self):
-        from ..methods.boxfilter import box_filter
-
-        return box_filter
 
     def log(self, step):
         h, w = self.ctx.image_size
@@ -127,11 +112,6 @@ class TopKLogger(MethodLogger):
     fixed_args = ("model", "dataset", "layer", "k", "strategy", "batch_size", "callback")
     consumed = ("k",)
     uses_layers = True
-
-    def load(self):
-        from ..methods.topk import top_activations
-
-        return top_activations
 
     def configure(self):
         super().configure()

@@ -1,111 +1,53 @@
 """Loggers of the methods that explain a class score (the pre-softmax logit).
 
-Saliency and class models: Simonyan et al. 2014 arXiv:1312.6034; SmoothGrad:
-Smilkov et al. 2017 arXiv:1706.03825; guided backprop: Springenberg et al.
-2015 arXiv:1412.6806; integrated gradients: Sundararajan et al. 2017
-arXiv:1703.01365; Grad-CAM: Selvaraju et al. 2017 arXiv:1610.02391; the class
-models' regularizers: Yosinski et al. 2015 arXiv:1506.06579.
+Two generic loggers serve every attribution method through its record
+(:mod:`keras_convviz.registry`, which names each paper): ``ClassScoreLogger``
+for input-space maps and ``CAMLogger`` for the class activation maps. Class
+models: Simonyan et al. 2014 arXiv:1312.6034, with Yosinski et al. 2015
+arXiv:1506.06579's regularizers.
 """
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..checks import indices
 from ..labels import class_label
 from ..select import num_classes, score_step
 from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
 
-__all__ = ["ClassScoreLogger", "SaliencyLogger", "SmoothGradLogger", "GuidedLogger", "IntegratedLogger",
-           "GradCAMLogger", "ClassModelLogger"]
+__all__ = ["ClassScoreLogger", "CAMLogger", "ClassModelLogger"]
 
 
 class ClassScoreLogger(MethodLogger):
-    """A method explaining the class score of each probe image, logged under the score layer."""
+    """A map explaining the class score of each probe image, logged under the score layer.
 
-    kind = "heatmap"
-    detail = "heatmap"
-    signed = False
-    meaning = "|gradient| of the explained class score"
+    The function and the drawing come from the method's record
+    (:mod:`keras_convviz.registry`); a projection (guided backprop) is logged
+    as such, every other map as a heatmap normalized as the CLI draws it.
+    """
 
     def configure(self):
         super().configure()
         self.score_layer = score_step(self.ctx.graph).name
 
-    def as_map(self, out):
-        """The method's output as one map per image ``(N, H, W)``."""
-        return out
-
     def log(self, step):
         ctx = self.ctx
         out = self.fn(ctx.graph, ctx.probe, ctx.targets, **self.options)
         self.check_blank(out, self.score_layer)
-        if self.kind == "heatmap":
-            images = heatmap_images(self.as_map(out), ctx.image_size, signed=self.signed, meaning=self.meaning)
+        drawing = self.record.drawing
+        if drawing == "projection":
+            images, kind, detail = projection_images(out), "projection", "image"
         else:
-            images = projection_images(out)
-        self.write(self.score_layer, self.detail, images, step, self.kind,
+            images, kind, detail = heatmap_images(out, ctx.image_size, drawing, self.record.summary), "heatmap", \
+                "heatmap"
+        self.write(self.score_layer, detail, images, step, kind,
                    params=dict(self.options, target=target_param(ctx.targets)), labels=probe_labels(len(images)))
 
 
-class SaliencyLogger(ClassScoreLogger):
-    """Gradient saliency (Simonyan et al. 2014, arXiv:1312.6034)."""
-
-    def load(self):
-        from ..methods.gradients import saliency
-
-        return saliency
-
-
-class SmoothGradLogger(ClassScoreLogger):
-    """SmoothGrad (Smilkov et al. 2017, arXiv:1706.03825)."""
-
-    def load(self):
-        from ..methods.gradients import smoothgrad
-
-        return smoothgrad
-
-
-class GuidedLogger(ClassScoreLogger):
-    """Guided backpropagation (Springenberg et al. 2015, arXiv:1412.6806), shown as a projection."""
-
-    kind = "projection"
-    detail = "image"
-
-    def load(self):
-        from ..methods.gradients import guided_backprop
-
-        return guided_backprop
-
-
-class IntegratedLogger(ClassScoreLogger):
-    """Integrated gradients (Sundararajan et al. 2017, arXiv:1703.01365), a signed map (diverging colours).
-
-    Attributions are summed over the colour channels: the map's total is the
-    score difference to the baseline (completeness), red raises the score.
-    """
-
-    signed = True
-    meaning = "attribution summed over channels: red raises the explained score, blue lowers it"
-
-    def as_map(self, out):
-        return np.asarray(out, np.float64).sum(axis=-1)
-
-    def load(self):
-        from ..methods.gradients import integrated_gradients
-
-        return integrated_gradients
-
-
-class GradCAMLogger(MethodLogger):
-    """Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) at each chosen layer (default: the last conv)."""
+class CAMLogger(MethodLogger):
+    """A class activation map (Grad-CAM and its family) at each chosen layer (default: the last conv)."""
 
     uses_layers = True
-
-    def load(self):
-        from ..methods.gradcam import gradcam
-
-        return gradcam
 
     def default_layers(self):
         from ..methods.gradcam import default_layer
@@ -118,8 +60,8 @@ class GradCAMLogger(MethodLogger):
         for layer in self.layers:
             out = self.fn(ctx.graph, ctx.probe, ctx.targets, layer=layer, **self.options)
             self.check_blank(out, layer)
-            self.write(layer, "heatmap", heatmap_images(out, ctx.image_size), step, "heatmap", params=params,
-                       labels=probe_labels(len(ctx.probe)))
+            self.write(layer, "heatmap", heatmap_images(out, ctx.image_size, "cam", self.record.summary), step,
+                       "heatmap", params=params, labels=probe_labels(len(ctx.probe)))
 
 
 class ClassModelLogger(MethodLogger):
@@ -131,11 +73,6 @@ class ClassModelLogger(MethodLogger):
 
     fixed_args = ("model", "target", "progress")
     consumed = ("classes",)
-
-    def load(self):
-        from ..methods.classmodel import class_model
-
-        return class_model
 
     def configure(self):
         super().configure()
