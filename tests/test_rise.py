@@ -89,16 +89,20 @@ def test_monte_carlo_converges_to_the_exact_expectation():
     x = np.random.default_rng(1).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
     target, p = 1, 0.5
     mean, var = _exact(model, x, target, cells=2, p=p)
-    errors, predicted = {}, {}
+    errors, predicted, ratio = {}, {}, {}
     for n in (256, 4096):
         maps = [rise(model, x, target, masks=n, cells=2, probability=p, seed=s, batch_size=512)[0]
                 for s in range(4)]
         errors[n] = float(np.sqrt(np.mean([(m - mean) ** 2 for m in maps])))  # RMS over seeds and pixels
         predicted[n] = float(np.sqrt(var.mean() / n))
-    print("RMS error", errors, "predicted sigma/sqrt(n)", predicted)
+        ratio[n] = float(np.sqrt(np.mean([(rise(model, x, target, masks=n, cells=2, probability=p, seed=s,
+                                                normalize="coverage", batch_size=512)[0] - mean) ** 2
+                                           for s in range(4)])))
+    print("RMS error", errors, "predicted sigma/sqrt(n)", predicted, "coverage", ratio, "map mean", mean.mean())
     for n in errors:
         assert 0.4 * predicted[n] < errors[n] < 2.5 * predicted[n]  # within a few standard errors
-    assert errors[4096] < errors[256] / 2  # 16x the masks: 4x smaller expected
+        assert ratio[n] < errors[n]  # the ratio estimator converges to the same expectation, with less noise
+    assert errors[4096] < errors[256] / 2 and ratio[4096] < ratio[256] / 2  # 16x the masks: 4x smaller
 
 
 def test_exact_for_a_score_independent_of_the_image():
@@ -111,6 +115,8 @@ def test_exact_for_a_score_independent_of_the_image():
     got = rise(model, x, 1, masks=100, cells=2, probability=0.25, seed=4, score="logit")
     expected = rise_masks(100, (8, 8), cells=2, probability=0.25, seed=4).mean(0) / 0.25
     np.testing.assert_allclose(got, np.broadcast_to(expected, got.shape), rtol=1e-5)
+    flat = rise(model, x, 1, masks=100, cells=2, probability=0.25, seed=4, score="logit", normalize="coverage")
+    np.testing.assert_allclose(flat, 1.0, rtol=1e-5)  # sum c M / sum M: the masks' uneven coverage is gone
 
 
 def test_pointing_on_a_linear_region_score():
@@ -199,6 +205,8 @@ def test_bad_arguments_name_the_fix():
         rise(model, x, score="softmax")
     with pytest.raises(ValueError, match="fill must be"):
         rise(model, x, fill=[1.0, 2.0])
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        rise(model, x, normalize="max")
     with pytest.raises(ValueError, match="seed must be"):
         rise(model, x, seed=-1)
     with pytest.raises(ValueError, match="outside the model's classes"):

@@ -35,9 +35,10 @@ from ..progress import tracker
 from ..request import chunks, prepare
 from ..select import probabilities, target_scores
 
-__all__ = ["rise", "rise_masks", "draw_grids", "upsample_masks", "SCORES"]
+__all__ = ["rise", "rise_masks", "draw_grids", "upsample_masks", "SCORES", "NORMALIZE"]
 
 SCORES = ("probability", "logit")
+NORMALIZE = ("paper", "coverage")
 
 
 # ---------------------------------------------------------------- masks
@@ -140,7 +141,7 @@ def _fill_values(fill, x):
 
 # ---------------------------------------------------------------- the compiled pass
 def _rise_fn(graph, head, cells, score):
-    """Compiled ``(x, fill, img, grids, shifts, targets) -> (k, H, W)`` partial sums ``sum f_i M_i``.
+    """Compiled ``(x, fill, img, grids, shifts, targets) -> (k, H, W) x 2``: ``sum f_i M_i`` and ``sum M_i``.
 
     ``img`` holds sorted image indices into ``x`` starting at 0; ``k`` is
     ``img[-1] + 1``. One function per (graph, head, cells, score): no
@@ -163,8 +164,9 @@ def _rise_fn(graph, head, cells, score):
                 f = tf.gather(probabilities(logits, head), targets, axis=1, batch_dims=1)
             else:
                 f = target_scores(logits, targets)
+            k = tf.reduce_max(img) + 1
             weighted = tf.cast(f, tf.float32)[:, None, None] * m
-            return tf.math.unsorted_segment_sum(weighted, img, tf.reduce_max(img) + 1)
+            return tf.math.unsorted_segment_sum(weighted, img, k), tf.math.unsorted_segment_sum(m, img, k)
 
         return masked_pass
 
@@ -172,23 +174,26 @@ def _rise_fn(graph, head, cells, score):
 
 
 def _accumulate(fn, request, fills, grids, shifts, bar):
-    """``sum_i f(I_n . M_i) M_i`` per image, float64, over (image, mask) pairs in chunks of ``batch_size``."""
+    """``sum_i f(I_n . M_i) M_i`` and ``sum_i M_i`` per image (float64), over (image, mask) pairs in
+    chunks of ``batch_size``."""
     n, masks = request.n, len(grids)
     total = np.zeros((n,) + tuple(request.x.shape[1:3]), np.float64)
+    coverage = np.zeros_like(total)
     targets = request.targets.astype(np.int64)
     for a, b in chunks(n * masks, request.batch_size):
         pair = np.arange(a, b)
         img, mask = pair // masks, pair % masks
         i0, i1 = int(img[0]), int(img[-1]) + 1
-        part = fn(tf.constant(request.x[i0:i1]), tf.constant(fills[i0:i1]), (img - i0).astype(np.int32),
-                  grids[mask], shifts[mask], targets[img])
+        part, cover = fn(tf.constant(request.x[i0:i1]), tf.constant(fills[i0:i1]),
+                         (img - i0).astype(np.int32), grids[mask], shifts[mask], targets[img])
         total[i0:i1] += part.numpy()
+        coverage[i0:i1] += cover.numpy()
         bar.update(b)
-    return total
+    return total, coverage
 
 
 def rise(model, inputs, target=None, masks=2000, cells=7, probability=0.5, seed=0, score="probability",
-         fill=0.0, output=None, batch_size=32, progress=False) -> np.ndarray:
+         fill=0.0, normalize="paper", output=None, batch_size=32, progress=False) -> np.ndarray:
     """RISE saliency maps (Petsiuk et al. 2018, arXiv:1806.07421) for a batch of model inputs.
 
     Args:
@@ -211,23 +216,34 @@ def rise(model, inputs, target=None, masks=2000, cells=7, probability=0.5, seed=
         presets and mid-grey for EfficientNet-Lite's ``(x - 127) / 128``),
         ``"mean"`` for each image's mean pixel, a number, ``C`` channel
         values or an ``(N, C)`` array. A pixel is ``I M + fill (1 - M)``.
+      normalize: ``"paper"`` (default): divide by ``masks * p``, the
+        paper's estimator. ``"coverage"``: divide each pixel by its own
+        ``sum_i M_i(x)`` instead (a ratio estimator of the same
+        ``E[f M(x)] / E[M(x)]``); it removes the noise of the masks' uneven
+        coverage, which dominates when the score hardly changes (a constant
+        score gives a constant map, not a picture of the masks).
       output: index or name of the output to explain (multi-output models).
       batch_size: masked images per compiled call (bounds memory).
       progress: a bar over the masked images (``keras_convviz.progress``).
 
-    Returns float32 ``(N, H, W)``: ``sum_i f(I . M_i) M_i / (masks * p)``,
-    in the units of the score (for probabilities, a pixel's value estimates
-    the expected target probability when that pixel is kept).
+    Returns float32 ``(N, H, W)``: ``sum_i f(I . M_i) M_i / (masks * p)``
+    (``/ sum_i M_i`` with ``"coverage"``), in the units of the score: a
+    pixel's value estimates the expected score when that pixel is kept.
     """
     request = prepare(model, inputs, target, output, batch_size)  # fails before any work
     size = tuple(request.x.shape[1:3])
     masks, cells, probability = _check_sampling(masks, cells, probability, size)
     seed, score = _check_seed(seed), _check_score(score)
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE} ('paper': divide by masks * probability; "
+                         f"'coverage': by each pixel's summed masks), got {normalize!r}.")
     fills = _fill_values(fill, request.x)
     request = request.with_predicted()
     grids, shifts = draw_grids(masks, cells, probability, size, seed)
     fn = _rise_fn(request.graph, request.score, cells, score)
     bar = tracker(progress, request.n * masks, "mask")
-    total = _accumulate(fn, request, fills, grids, shifts, bar)
+    total, coverage = _accumulate(fn, request, fills, grids, shifts, bar)
     bar.close()
+    if normalize == "coverage":  # a pixel no mask kept (only possible with very few masks) scores 0
+        return np.divide(total, coverage, out=np.zeros_like(total), where=coverage > 0).astype(np.float32)
     return (total / (masks * probability)).astype(np.float32)
