@@ -125,7 +125,7 @@ class Randomization:
         return out
 
 
-def _method(method):
+def method_function(method):
     """A callable, or the function of a map method's record (any of its names: ``"ig"``, ``"gradcam"``)."""
     if callable(method):
         return method
@@ -176,7 +176,7 @@ def randomization(model, method, inputs, target=None, layers=None, seed=0, outpu
 
     Returns a :class:`Randomization`.
     """
-    fn = _method(method)
+    fn = method_function(method)
     request = prepare(model, inputs, target, output).with_predicted()
     graph, x, targets = request.graph, request.x, request.targets
     if output is not None:

@@ -104,8 +104,9 @@ def _score(name, function, module, drawing, paper, summary, returns="map", **kw)
                   demo=kw.pop("demo", {}), **kw)
 
 
-def _cam(name, module, paper, summary, family="cam", demo=None, flags=()):
-    return Method(name, name, module, family, "map", "cam", paper, summary, cli="map", flags=(_LAYER,) + flags,
+def _cam(name, module, paper, summary, family="cam", demo=None, flags=(), aliases=()):
+    return Method(name, name, module, family, "map", "cam", paper, summary, aliases=aliases, cli="map",
+                  flags=(_LAYER,) + flags,
                   logger="cam", demo={} if demo is None else demo,
                   examples=(f"convviz {name} {_C}", f"convviz {name} {_P} {_L} --target tabby"))
 
@@ -140,7 +141,7 @@ METHODS = (
     _cam("gradcam", "methods.gradcam", "Selvaraju et al. 2017, arXiv:1610.02391",
          "Grad-CAM: gradient-weighted class activation map"),
     _cam("gradcam_plus_plus", "methods.cams", "Chattopadhyay et al. 2018, arXiv:1710.11063",
-         "Grad-CAM++: positive gradients weighted per position"),
+         "Grad-CAM++: positive gradients weighted per position", aliases=("gradcam++",)),
     _cam("layercam", "methods.cams", "Jiang et al. 2021, IEEE TIP 30", "Layer-CAM: positive gradients times activations"),
     _cam("xgradcam", "methods.cams", "Fu et al. 2020, arXiv:2008.02312", "XGrad-CAM: activation-normalized weights"),
     _cam("hirescam", "methods.cams", "Draelos & Carin 2020, arXiv:2011.08891",

@@ -24,8 +24,7 @@ _TYPES = {"positive_int": positive_int_arg, "int": int, "float": float, "str": s
 
 def register(sub):
     for record in map_methods():
-        aliases = [a for a in record.aliases if a != record.name]
-        aliases += [n.replace("_", "-") for n in record.names if "_" in n and n.replace("_", "-") not in aliases]
+        aliases = list(record.aliases) + ([record.name.replace("_", "-")] if "_" in record.name else [])
         p = add_image_command(sub, record.name, f"{record.summary} ({record.paper})", aliases=aliases)
         p.add_argument("--target", default=None, metavar="C",
                        help="class to explain: an index or a class name (default: the predicted class)")

@@ -94,7 +94,8 @@ def normalize_map(drawing, m) -> Drawn:
         return Drawn(drawing, unit, unit, 0.0, top)
     if drawing == "range":
         unit = render.normalize(m)
-        return Drawn(drawing, unit, unit, float(m.min(initial=0.0)), float(m.max(initial=0.0)))
+        low, high = (float(m.min()), float(m.max())) if m.size else (0.0, 0.0)
+        return Drawn(drawing, unit, unit, low, high)
     m = np.abs(m)
     top = _percentile_top(m)
     unit = np.clip(m / top, 0, 1) if top > 0 else np.zeros_like(m)
@@ -135,7 +136,7 @@ def map_overlay(rgb, drawn: Drawn, alpha=0.5) -> np.ndarray:
 
 
 _MEANING = {"stretched": "|attribution|", "cam": "class activation", "range": "mean score under the masks",
-            "signed": "red raises the score, blue lowers it", "projection": "signed input-space signal",
+            "signed": "red raises the score, blue lowers", "projection": "signed input-space signal",
             "probability": "probability"}
 
 
@@ -145,7 +146,7 @@ def map_scale(drawn: Drawn, meaning=None) -> Scale:
     low = f"{drawn.low:.3g}"
     high = f"{drawn.high:.3g}"
     if drawn.drawing == "stretched":
-        high += " (99th pct)"
+        high += " (p99)"
     elif drawn.drawing == "signed":
-        low, high = f"{drawn.low:.3g}", f"+{drawn.high:.3g} (99th pct of |value|)"
+        low, high = f"{drawn.low:.3g}", f"+{drawn.high:.3g} (p99 of |value|)"
     return Scale(drawn.palette, low, high, meaning)

@@ -51,8 +51,22 @@ def colour_bar(scale: Scale, width) -> np.ndarray:
     draw.text((width - _MARGIN - right, y), scale.high, fill=(20, 20, 20), font=font)
     if scale.meaning:
         middle = draw.textlength(scale.meaning, font=font)
-        draw.text(((width - middle) / 2, y), scale.meaning, fill=(60, 60, 60), font=font)
+        ends = 2 * max(draw.textlength(scale.low, font=font), right) + 2 * _MARGIN + 8
+        if middle + ends <= width:  # between the end labels
+            draw.text(((width - middle) / 2, y), scale.meaning, fill=(60, 60, 60), font=font)
+        else:  # a line of its own below them, rather than over them
+            canvas = _with_line(canvas, scale.meaning, font)
     return np.asarray(canvas)
+
+
+def _with_line(canvas, text, font):
+    """``canvas`` with one more centred line of ``text`` below it."""
+    taller = Image.new("RGB", (canvas.width, canvas.height + _TEXT_HEIGHT), (255, 255, 255))
+    taller.paste(canvas, (0, 0))
+    draw = ImageDraw.Draw(taller)
+    draw.text(((canvas.width - draw.textlength(text, font=font)) / 2, canvas.height - 2), text,
+              fill=(60, 60, 60), font=font)
+    return taller
 
 
 def title_lines(title, width, size=14) -> list:
