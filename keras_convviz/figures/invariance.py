@@ -16,11 +16,11 @@ from ..labels import class_label
 from ..methods.invariance import transformed
 from .plots import legend, line_plot
 
-__all__ = ["figure", "examples"]
+__all__ = ["figure", "examples", "examples_sheet"]
 
 _AXIS = {"translate": "vertical translation (px, + = down)", "scale": "scale factor",
          "rotate": "rotation (degrees, counter-clockwise)", "flip": "left-right flip (0 = none, 1 = mirrored)"}
-_ROW = {"translate": "vertical translation", "scale": "scale", "rotate": "rotation", "flip": "flip"}
+_ROW = {"translate": "translation", "scale": "scale", "rotate": "rotation", "flip": "flip"}
 
 
 def examples(inputs, result, transform, deprocess, count=4) -> list:
@@ -30,6 +30,13 @@ def examples(inputs, result, transform, deprocess, count=4) -> list:
     copies = transformed(np.asarray(inputs)[:1], transform, picks, result.fill)[0]
     shown = np.asarray(deprocess(copies.copy()))
     return [(float(v), render.as_rgb(im)) for v, im in zip(picks, shown)]
+
+
+def examples_sheet(inputs, result, deprocess, side=200) -> np.ndarray:
+    """Fig. 5's first column for one image: 4 copies per transform with their values, one sheet per row."""
+    rows = [_strip(examples(inputs, result, t, deprocess), t, result.units.get(t, ""), (side, side))
+            for t in result.transforms]
+    return np.concatenate(rows, axis=0)
 
 
 def _strip(items, transform, unit, size):
@@ -59,20 +66,23 @@ def figure(result, example_images=None, class_names=None, size=(250, 200)) -> np
     """
     n = len(result.base_probability)
     layers = list(result.layers)[:1] + list(result.layers)[-1:] if len(result.layers) > 1 else list(result.layers)
+    titles = {(t, layer): f"{_ROW.get(t, t)}: {which}{layer}" for t in result.transforms
+              for which, layer in zip(("early ", "late ") if len(layers) > 1 else ("",), layers)}
+    # every title whole (the plot area starts 52 px in, figures.plots.line_plot), every panel one size
+    # (render.grid resizes panels to the first one's)
+    width = max([size[0]] + [int(render.font(11).getlength(text)) + 62 for text in titles.values()])
     rows = []
     for t in result.transforms:
         x, unit, axis = result.values[t], result.units.get(t, ""), _AXIS.get(t, t)
         row = []
         if example_images is not None:
-            row.append(_strip(example_images[t], t, unit, size))
-        for which, layer in zip(("early", "late"), layers):
-            rel = result.curve(t, layer, relative=True)
-            peak = float(np.max(rel))
-            title = f"{_ROW.get(t, t)}: {which} layer {layer}" if len(layers) > 1 else f"{_ROW.get(t, t)}: {layer}"
-            row.append(line_plot(x, list(result.curve(t, layer)), title=title, xlabel=axis,
-                                 ylabel=f"distance (peak {peak:.2f} |f(x)|)", size=size))
+            row.append(_strip(example_images[t], t, unit, (width, size[1])))
+        for layer in layers:
+            peak = float(np.max(result.curve(t, layer, relative=True)))
+            row.append(line_plot(x, list(result.curve(t, layer)), title=titles[t, layer], xlabel=axis,
+                                 ylabel=f"distance (peak {peak:.2f} |f(x)|)", size=(width, size[1])))
         row.append(line_plot(x, list(result.probability[t]), title=f"{_ROW.get(t, t)}: p(target class)",
-                             xlabel=axis, ylabel="probability", size=size, ylim=(0.0, 1.0)))
+                             xlabel=axis, ylabel="probability", size=(width, size[1]), ylim=(0.0, 1.0)))
         rows.append(row)
     canvas = render.grid(rows, pad=4)
     labels = [f"image {i}: {class_label(result.target[i], class_names)} p={result.base_probability[i]:.2f}"

@@ -22,6 +22,7 @@ import numpy as np
 from ..checks import indices, positive_int
 from ..labels import class_label
 from ..select import num_classes, score_step
+from .annotate import optimized_data, png_with_data
 from .base import MethodLogger
 
 __all__ = ["FeatureVisLogger"]
@@ -67,16 +68,40 @@ class FeatureVisLogger(MethodLogger):
         for layer in self.layers:
             maps = [int(m) for m in self.ctx.fixed_maps(layer)]
             result = self.fn(self.ctx.graph, obj.channel(layer, maps), **self.options)
-            # labels are part of a tag's fixed content: a per-step objective value there fails the second log
-            for m, image in zip(maps, self.shown(result)):
+            # labels are part of a tag's fixed content: the per-step objective and probability go in the PNG
+            for m, image in zip(maps, self.annotated(result, "channel mean")):
                 self.write(layer, f"map{m:04d}", [image], step, "image", map=m,
                            params=dict(params, objective="channel mean"), labels=[f"map {m}"])
         if self.classes:
             objective, name, options = self.class_objective()
             result = self.fn(self.ctx.graph, objective, **options)
-            for c, image in zip(self.classes, self.shown(result)):
+            for c, image in zip(self.classes, self.annotated(result, name, self.classes)):
                 self.write(self.score_layer, f"class{c:04d}", [image], step, "image",
                            params=dict(params, objective=name, target=c), labels=[class_label(c, self.ctx.class_names)])
+
+    def annotated(self, result, name, targets=None):
+        """The pictures as PNG bytes carrying each one's objective, a random image's and the model's probability
+        (of its class, or of its top class for a channel), read by the dashboard's cards (loggers/annotate.py)."""
+        probs = self.probabilities(result.images)
+        out = []
+        for i, image in enumerate(self.shown(result)):
+            target = None if targets is None else int(targets[i])
+            top = None if probs is None else int(probs[i].argmax())
+            p = None if probs is None else float(probs[i, top if target is None else target])
+            base = None if result.baseline is None else float(result.baseline[i])
+            out.append(png_with_data(image, optimized_data(float(result.values[i]), base, p, target=target, top=top,
+                                                           objective_name=name)))
+        return out
+
+    def probabilities(self, images):
+        """``(N, K)`` the model's class probabilities of ``images``, or None for a model without a class head."""
+        from ..select import class_probabilities
+
+        try:
+            head = score_step(self.ctx.graph)
+        except (ValueError, TypeError):
+            return None
+        return class_probabilities(self.ctx.graph, head, np.asarray(images, np.float32))
 
     def class_objective(self):
         """The class models' objective, its name and options: the class recipe under the user's options."""

@@ -4,8 +4,8 @@
 // the evolution strip, and links to the unit and image pages. The kinds it treats
 // specially come from the tags route (state.schema), not from copies here.
 
-import {className, el, fmt, forget, imageEl, probeCaption, probeName, runDocs, series, showError, state,
-  stepIndex} from "./common.js";
+import {className, el, fmt, forget, imageEl, optimizedText, pngData, probeCaption, probeName, runDocs, series,
+  showError, state, stepIndex} from "./common.js";
 import {colorBar, rangeOf} from "./colorbar.js";
 import {evolutionStrip, stepControl} from "./evolution.js";
 import {attachHover, cropEl, layerEntry, unitWindow} from "./geometry.js";
@@ -165,7 +165,11 @@ function pageLinks(view) {
       onclick: () => state.navigate({name: "unit", run: view.run, layer: c.layer, map: c.map, probe: view.index,
         step: view.steps[view.step].step})}));
   }
-  if (state.schema.overlay_kinds.includes(c.kind) || c.kind === "input") {
+  if (c.method === "filters") {
+    links.push(el("button", {type: "button", class: "cv-layer-link", text: "layer page \u203a",
+      onclick: () => state.navigate({name: "layer", run: view.run, layer: c.layer, step: view.steps[view.step].step})}));
+  }
+  if (state.schema.overlay_kinds.includes(c.kind) || c.kind === "input" || c.method === "invariance") {
     links.push(el("button", {type: "button", class: "cv-image-link", text: "image page \u203a",
       onclick: () => state.navigate({name: "image", run: view.run, probe: view.index,
         step: view.steps[view.step].step})}));
@@ -247,6 +251,7 @@ function draw(view) {
     const index = Math.min(view.index, s.blobs.length - 1);
     view.stage.replaceChildren(zoomPair(view, s, index) || pictureFrame(view, s.blobs[index], index));
     view.caption.textContent = cellCaption(view, s.step, index);
+    showValues(view, s.blobs[index]);
     const bar = colorBar(view.content.scale, rangeOf(stepExact(view, s.step), view.tag, index));
     view.bar.replaceChildren(...(bar ? [bar] : []));
   }
@@ -254,6 +259,28 @@ function draw(view) {
     evolutionStrip(view.strip, view.steps.map((t) => ({step: t.step, url: t.blobs[Math.min(view.index,
       t.blobs.length - 1)]})), view.step, (i) => view.stepper.set(i));
   }
+}
+
+// Class models and feature visualizations: the objective, a random image's, the model's probability, and
+// a warning when the optimization failed; the numbers come inside the picture (common.js pngData).
+const OPTIMIZED = ["classmodel", "featurevis"];
+
+function showValues(view, url) {
+  if (!OPTIMIZED.includes(view.content.method)) return;
+  if (!view.values) {
+    view.values = el("div", {class: "cv-values"});
+    view.warning = el("div", {class: "cv-warn", role: "status", hidden: true});
+    view.caption.after(view.values, view.warning);
+  }
+  view.valuesUrl = url;
+  pngData(url).then((data) => {
+    if (view.valuesUrl !== url) return; // the user moved on
+    const [text, warning] = optimizedText(data, view.docs);
+    view.values.textContent = text;
+    view.warning.textContent = warning || "";
+    view.warning.hidden = !warning;
+    view.card.classList.toggle("cv-failed", Boolean(warning));
+  }).catch(() => { view.values.textContent = ""; });
 }
 
 function stepExact(view, step) {

@@ -136,3 +136,53 @@ export function stepIndex(steps, step) {
   steps.forEach((s, i) => { if (s.step <= step) best = i; });
   return best;
 }
+
+// ------------------------------------------------------------ numbers inside the pictures
+// Values that change every step (a class model's objective and probability, the filter
+// statistics, the invariance curves) travel in each logged PNG as a tEXt chunk "convviz"
+// holding JSON (keras_convviz/loggers/annotate.py): read from the same blob URL the picture uses.
+const pngCache = new Map();
+
+export function parsePngText(buffer, keyword = "convviz") {
+  const bytes = new Uint8Array(buffer), view = new DataView(buffer), latin = new TextDecoder("latin1");
+  let pos = 8;
+  while (pos + 8 <= bytes.length) {
+    const length = view.getUint32(pos), type = latin.decode(bytes.subarray(pos + 4, pos + 8));
+    if (type === "tEXt") {
+      const body = bytes.subarray(pos + 8, pos + 8 + length), zero = body.indexOf(0);
+      if (zero > 0 && latin.decode(body.subarray(0, zero)) === keyword) return JSON.parse(latin.decode(body.subarray(zero + 1)));
+    }
+    if (type === "IEND") break;
+    pos += 12 + length;
+  }
+  return null;
+}
+
+// The JSON a picture carries (null when none), cached per URL.
+export function pngData(url) {
+  if (!pngCache.has(url)) {
+    const promise = fetch(url, {credentials: "same-origin"}).then((response) => {
+      if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+      return response.arrayBuffer();
+    }).then((buffer) => parsePngText(buffer));
+    promise.catch(() => pngCache.delete(url));
+    pngCache.set(url, promise);
+  }
+  return pngCache.get(url);
+}
+
+// "objective 12.3 (random image 0.41) · p(triangle) 97%": an optimized picture's numbers, and a
+// warning when the optimization did not beat a random image. Returns [text, warning or null].
+export function optimizedText(data, docs) {
+  if (!data || data.objective === undefined) return ["", null];
+  const name = data.objective_name ? `${data.objective_name} ` : "objective ";
+  const random = data.random === null || data.random === undefined ? "" : ` (random image ${fmt(data.random)})`;
+  let prob = "";
+  if (data.probability !== null && data.probability !== undefined) {
+    prob = data.target !== null && data.target !== undefined ? ` \u00b7 p(${className(docs, data.target)}) ${percent(data.probability)}`
+      : ` \u00b7 model sees ${className(docs, data.top)} ${percent(data.probability)}`;
+  }
+  const warning = data.failed ? `optimization failed: the objective ${fmt(data.objective)} is not above a random ` +
+    `image's ${fmt(data.random)}` : null;
+  return [`${name}${fmt(data.objective)}${random}${prob}`, warning];
+}

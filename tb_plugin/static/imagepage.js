@@ -2,7 +2,8 @@
 // (saliency, SmoothGrad, guided backprop, IG, Grad-CAM, occlusion, deconv, box filters),
 // each with its colour bar and value range, one overlay switch for all, the predicted
 // and explained classes by name with probabilities, and live receptive fields: hovering
-// any panel draws the field on that panel and on the probe image.
+// any panel draws the field on that panel and on the probe image. Below them, when the callback's
+// invariance method logged them, the image's invariance curves (Zeiler & Fergus fig. 5, invariance.js).
 
 import {className, el, imageEl, percent, probeName, runDocs, series, state, stepDoc, stepIndex}
   from "./common.js";
@@ -10,6 +11,7 @@ import {colorBar, rangeOf} from "./colorbar.js";
 import {stepControl} from "./evolution.js";
 import {attachHover, drawBox, layerEntry} from "./geometry.js";
 import {titleOf} from "./card.js";
+import {invarianceSection, invarianceTags} from "./invariance.js";
 
 function mapTags(run, walk) {
   const tags = state.tags[run] || {}, order = state.schema.method_order;
@@ -84,8 +86,9 @@ async function pageData(p) {
   const docs = await runDocs(p.run);
   const tags = mapTags(p.run, docs.walk);
   const [input, ...all] = await Promise.all([series(p.run, state.schema.input_tag),
-    ...tags.map((t) => series(p.run, t))]);
+    ...tags.map((t) => series(p.run, t)), ...invarianceTags(p.run).map((t) => series(p.run, t))]);
   const steps = [...new Set(all.flatMap((s) => s.steps.map((x) => x.step)))].sort((a, b) => a - b);
+  all.splice(tags.length); // the invariance series give steps; invariance.js draws them
   return {tags, docs, input, all, steps};
 }
 
@@ -106,7 +109,7 @@ export async function renderImage(root, p) {
   const d = await pageData(p);
   Object.assign(p, {overlay: state.overlay.on, opacity: state.overlay.opacity});
   const holder = el("div", {class: "cv-image-holder"});
-  const redraw = () => holder.replaceChildren(body(p, d));
+  const redraw = () => holder.replaceChildren(body(p, d), invarianceSection(p.run, p.probe, p.step, d.docs) || "");
   const stepper = stepControl(() => d.steps.length, (i) => `step ${d.steps[i]}`, (i) => {
     p.step = d.steps[i];
     p.follow = i === d.steps.length - 1;

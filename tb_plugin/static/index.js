@@ -11,7 +11,7 @@
 //
 // Views: the cards (filtered by run, method, layer and text; in pipeline and
 // network order; filled lazily as they scroll into view), a unit page
-// (static/unit.js) and an image page (static/imagepage.js). TensorBoard's reload
+// (static/unit.js), an image page (static/imagepage.js) and a layer page (static/layerpage.js). TensorBoard's reload
 // (static/host.js) and the Reload button add new tags and steps in place: the
 // view, the selected layer, unit, step and the scroll position stay.
 
@@ -19,6 +19,7 @@ import {clearError, el, getJSON, runDocs, showError, state} from "./static/commo
 import {makeCard} from "./static/card.js";
 import {onHostReload} from "./static/host.js";
 import {renderImage} from "./static/imagepage.js";
+import {renderLayer} from "./static/layerpage.js";
 import {renderLayerStrip} from "./static/layers.js";
 import {renderUnit} from "./static/unit.js";
 
@@ -218,7 +219,8 @@ async function showPage(view) {
   const main = document.getElementById("cv-main");
   main.replaceChildren(el("div", {class: "cv-loading", text: "loading\u2026"}));
   try {
-    page = await (view.name === "unit" ? renderUnit(main, view) : renderImage(main, view));
+    const pages = {unit: renderUnit, image: renderImage, layer: renderLayer};
+    page = await (pages[view.name] || renderImage)(main, view);
   } catch (err) {
     main.replaceChildren(el("div", {class: "cv-card-error", role: "alert", text: String(err.message || err)}));
   }

@@ -2,9 +2,12 @@
 // per probe image the deconv projection cropped to the receptive field of the map's
 // strongest activation beside the same input patch (Zeiler & Fergus 2014, fig. 2), the
 // field drawn on the probe, the top-k held-out patches with their projections, the
-// feature visualization when one was logged, and the evolution across steps (fig. 4).
+// feature visualization when one was logged (with its objective and the model's probability), and
+// the evolution across steps (fig. 4), beside the filter sheet when the layer is the first conv (fig. 6).
 
-import {el, fmt, imageEl, probeCaption, probeName, runDocs, series, state, stepIndex} from "./common.js";
+import {el, fmt, imageEl, optimizedText, pngData, probeCaption, probeName, runDocs, series, state, stepIndex}
+  from "./common.js";
+import {filterSection, filtersTag} from "./filters.js";
 import {evolutionStrip, stepControl} from "./evolution.js";
 import {cropEl, drawBox, layerEntry, unitWindow} from "./geometry.js";
 import {topkRow} from "./card.js";
@@ -107,11 +110,18 @@ function visSection(v, d) {
   return el("section", {class: "cv-section cv-vis-section"}, el("h3", {text: "Feature visualization"}),
     shown.map((t) => {
       const s = t.s.steps[stepIndex(t.s.steps, v.step)], c = t.s.content;
-      const what = (c.labels && c.labels[0]) || c.detail; // "map 7: 1.23", the objective's value
+      const what = (c.labels && c.labels[0]) || c.detail;
+      const values = el("figcaption", {class: "cv-values"}), warn = el("div", {class: "cv-warn", hidden: true});
+      pngData(s.blobs[0]).then((data) => {
+        const [text, warning] = optimizedText(data, d.docs);
+        values.textContent = text;
+        warn.textContent = warning || "";
+        warn.hidden = !warning;
+      }).catch(() => {});
       return el("figure", {class: "cv-vis", "data-tag": t.tag, "data-step": s.step},
         imageEl(s.blobs[0], "cv-topk cv-vis-img", `feature visualization of ${v.layer} map ${v.map}`),
         el("figcaption", {text: `${what} \u00b7 step ${s.step}`}),
-        c.params && c.params.objective ? el("figcaption", {text: c.params.objective}) : null);
+        c.params && c.params.objective ? el("figcaption", {text: c.params.objective}) : null, values, warn);
     }));
 }
 
@@ -153,8 +163,14 @@ export async function renderUnit(root, v) {
   const entry = layerEntry(d.docs.walk, v.layer);
   const steps = d.proj ? d.proj.steps : [];
   const body = el("div", {class: "cv-unit-body"});
-  const draw = () => body.replaceChildren(...[pairsSection(v, d, entry), examplesSection(v, d),
-    evolutionSection(v, d, entry, stepper)].filter(Boolean));
+  const sheet = filtersTag(v.run, v.layer);
+  const evolution = () => {
+    const parts = [evolutionSection(v, d, entry, stepper), sheet ? filterSection(v.run, sheet, v.step, v.map) : null]
+      .filter(Boolean);
+    return parts.length > 1 ? el("div", {class: "cv-unit-examples cv-unit-evolution-row"}, parts) : parts[0];
+  };
+  const draw = () => body.replaceChildren(...[pairsSection(v, d, entry), examplesSection(v, d), evolution()]
+    .filter(Boolean));
   const stepper = stepControl(() => steps.length, (i) => `step ${steps[i].step}`, (i) => {
     v.step = steps[i].step;
     v.follow = i === steps.length - 1; // on reload, a page showing the newest step shows the next newest
