@@ -435,9 +435,17 @@ def test_cli_writes_map_and_overlay(method, shape_png, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == "top classes:" and lines[1].startswith("  1. cross (3): ")
     assert "explained: square (1)" in result.stdout
+    from keras_convviz.figures import panel
+
+    title = f"{method}: square (1), p = "  # then the probability and the layer, wrapped to the picture's width
     for name in (f"cross_{method}.png", f"cross_{method}_overlay.png"):
         with Image.open(tmp_path / name) as img:
-            assert img.size == (192, 192) and img.mode == "RGB"
+            rgb = np.asarray(img)
+            assert img.mode == "RGB" and rgb.shape[1] == 192  # the 64 px map enlarged 3x, titled, with a colour bar
+            rows = len(panel.title_lines(title + "0.000, at predictions", 192))
+            bar = panel.colour_bar(panel.Scale(), 192).shape[0]
+            assert rgb.shape[0] >= rows * panel.TITLE_HEIGHT + 192 + bar
+            assert (rgb[1, -2] == (24, 24, 24)).all()  # the title strip
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"cross_{method}.png", f"cross_{method}_overlay.png"]
 
 

@@ -95,3 +95,45 @@ def test_each_drawing_puts_its_scale_where_the_values_are():
     assert stretched.high == pytest.approx(np.percentile(np.arange(200.0), 99)) and stretched.unit.max() == 1.0
     rgb = np.stack([m, -m], -1)
     assert normalize_map("signed", rgb).high == 0.0  # channels summed before the scale: they cancel here
+
+
+NEW_METHODS = {"lrp": {}, "gradcam_plus_plus": {}, "layercam": {}, "xgradcam": {}, "hirescam": {}, "eigencam": {},
+               "scorecam": {"max_channels": 8}, "ablationcam": {}, "rise": {"masks": 64}}
+
+
+def test_the_new_methods_log_through_the_callback_as_the_api_computes_and_the_cli_draws(tmp_path):
+    """Each new method, added as one module and one record, logs end to end: the callback's tags come from the
+    record's logger, the maps from the public function, the value ranges on the dashboard's colour bars from the
+    one drawing (``figures.maps``), compiled once (no retracing after the first log)."""
+    import json
+    import os
+
+    import keras
+    import tensorflow as tf
+
+    from keras_convviz import ConvVizCallback, demo
+    from tb_plugin import metadata as md
+
+    keras.utils.set_random_seed(0)
+    model = demo.build_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y, _ = demo.shapes(32, seed=0)
+    probe = x[:2]
+    cb = ConvVizCallback(tmp_path, probe, methods=NEW_METHODS, targets=[0, 1])
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[cb])
+    assert not cb.failed, cb.failed
+    ranges = {}
+    run_dir = tmp_path / "convviz"
+    for name in sorted(os.listdir(run_dir)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(run_dir, name)):
+            for value in event.summary.value:
+                if value.tag == md.STEP_TAG and event.step == 1:
+                    ranges = json.loads(tf.make_ndarray(value.tensor)[0])["ranges"]
+    for method, options in NEW_METHODS.items():
+        record = registry.lookup(method)
+        layer = "predictions" if not record.takes_layer else "block3_conv2"
+        tag = f"{method}/{layer}/heatmap"
+        assert tag in ranges, (tag, sorted(ranges))
+        maps = np.asarray(record.load()(model, probe, [0, 1], **options))
+        want = [[normalize_map(record.drawing, m).low, normalize_map(record.drawing, m).high] for m in maps]
+        np.testing.assert_allclose(ranges[tag], want, rtol=1e-4, atol=1e-6, err_msg=tag)
