@@ -155,7 +155,7 @@ def plan_rules(graph, order, rule="epsilon", composite=None, first=None, epsilon
             name = first_rule if first_rule and step.name in firsts else dense if step.type_name == "Dense" else conv
             rules[step.name] = _spec(name, *params)
     folds = _folds(graph, order)
-    return Plan(rules, folds, frozenset(bn.name for bn in folds.values()), params[0])
+    return Plan(rules, folds, frozenset(bn.name for bn in folds.values()), 0.0 if rule == "zero" else params[0])
 
 
 # ---------------------------------------------------------------- relevance arithmetic
@@ -363,7 +363,8 @@ def lrp(model, inputs, target=None, rule="epsilon", composite=None, epsilon=1e-6
         ``"epsilon_gamma_box"``, ``"epsilon_alpha2_beta1"``,
         ``"epsilon_alpha2_beta1_flat"``. Leave ``rule`` at its default then.
       epsilon: the epsilon rule's stabilizer (1e-6, Zennit's default), also
-        used by pooling, Add and lone BatchNormalization layers; 0 gives LRP-0.
+        used by pooling, Add and lone BatchNormalization layers (0 there with
+        ``rule="zero"``); 0 gives LRP-0.
       alpha, beta: the alpha-beta rule's weights (2, 1: alpha - beta = 1
         conserves relevance); the ``alpha2_beta1`` composites fix them.
       gamma: the gamma rule's share of positive weights (0.25).
