@@ -142,3 +142,20 @@ def test_callback_logs_invariance_scalars(tmp_path, demo_model):
     assert "convviz_invariance/rotate/gap/relative_distance" in tags
     assert len(acc.Tensors("convviz_invariance/translate/probability")) == 2
     assert any(t.startswith("filters/block1_conv1") for t in tags)
+    # the whole curves of each probe image travel in the PNGs of invariance/<score layer>/curves (the dashboard's
+    # image page draws them), the filter statistics in the sheet's PNG (the tag's content stays fixed)
+    from keras_convviz.loggers.annotate import png_data
+
+    curves = [t for t in tags if t.startswith("invariance/") and t.endswith("/curves")]
+    assert len(curves) == 1
+    events = acc.Tensors(curves[0])
+    assert len(events) == 2
+    blobs = events[-1].tensor_proto.string_val
+    assert len(blobs) == 2
+    data = png_data(blobs[1])
+    assert set(data["transforms"]) == {"translate", "scale", "rotate"} and len(data["layers"]) == 2
+    rotate = data["transforms"]["rotate"]
+    assert rotate["unit"] == "deg" and len(rotate["values"]) == 3 and len(rotate["probability"]) == 3
+    assert rotate["relative"][data["layers"][0]][0] == pytest.approx(0.0, abs=1e-5)  # 0 degrees: no change
+    sheet = png_data(acc.Tensors("filters/block1_conv1/kernels")[-1].tensor_proto.string_val[0])
+    assert sheet["count"] == len(sheet["norm"]) == len(sheet["high_frequency"]) and sheet["sheet"]["cell"] > 0

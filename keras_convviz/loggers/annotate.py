@@ -47,14 +47,31 @@ def _clean(value):
     return value
 
 
+def _chunks(png):
+    """``(kind, body, raw bytes)`` of each chunk of a PNG, up to and including IEND."""
+    pos = len(_MAGIC)
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I", png[pos:pos + 4])[0], png[pos + 4:pos + 8]
+        yield kind, png[pos + 8:pos + 8 + length], png[pos:pos + 12 + length]
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _ours(kind, body):
+    return kind == b"tEXt" and body.startswith(KEYWORD.encode("ascii") + b"\0")
+
+
 def png_with_data(image, data) -> bytes:
-    """PNG bytes of ``image`` (an array, or PNG bytes already) with ``data`` as JSON in a ``tEXt`` chunk."""
+    """PNG bytes of ``image`` (an array, or PNG bytes) with ``data`` as JSON in a ``tEXt`` chunk (replacing one
+    there already)."""
     png = bytes(image) if isinstance(image, (bytes, bytearray)) else png_bytes(image)
     if not png.startswith(_MAGIC):
         raise ValueError("png_with_data: the image bytes are not a PNG")
     text = json.dumps(_clean(data), separators=(",", ":"), allow_nan=False, ensure_ascii=True).encode("ascii")
-    end = png.rfind(b"IEND") - 4  # the IEND chunk's length field
-    return png[:end] + _chunk(b"tEXt", KEYWORD.encode("ascii") + b"\0" + text) + png[end:]
+    kept = [(kind, raw) for kind, body, raw in _chunks(png) if not _ours(kind, body)]
+    mine = _chunk(b"tEXt", KEYWORD.encode("ascii") + b"\0" + text)
+    return _MAGIC + b"".join(raw for kind, raw in kept if kind != b"IEND") + mine + _chunk(b"IEND", b"")
 
 
 def png_data(png):
@@ -62,15 +79,9 @@ def png_data(png):
     png = bytes(png)
     if not png.startswith(_MAGIC):
         return None
-    pos = len(_MAGIC)
-    while pos + 8 <= len(png):
-        length, kind = struct.unpack(">I", png[pos:pos + 4])[0], png[pos + 4:pos + 8]
-        body = png[pos + 8:pos + 8 + length]
-        if kind == b"tEXt" and body.startswith(KEYWORD.encode("ascii") + b"\0"):
+    for kind, body, _ in _chunks(png):
+        if _ours(kind, body):
             return json.loads(body[len(KEYWORD) + 1:].decode("latin-1"))
-        if kind == b"IEND":
-            return None
-        pos += 12 + length
     return None
 
 
