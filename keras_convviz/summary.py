@@ -16,6 +16,15 @@ too.
 code that already manages one. ``Writer.document`` writes one of the run's
 JSON documents (the model walk, a step's predictions and value ranges; see
 :mod:`tb_plugin.metadata`) as a one-blob sequence.
+
+``Writer(..., background=True)`` (what ``ConvVizCallback`` uses) checks each
+write at once (the tag's fixed content, image shapes: a ``ValueError`` in the
+caller, as without it) and encodes the PNGs and writes the event on one
+background thread (:mod:`keras_convviz.asyncwrite`), in order: ``flush()``
+queues a flush and raises there the first error a background write met since
+the last call; ``wait()`` blocks until everything queued is written;
+``close()`` writes everything queued, joins the thread and closes the file.
+The first ``flush()`` waits, so that an unwritable folder is noticed at once.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from tensorboard.compat.proto import summary_pb2
 
 from tb_plugin import metadata as md
 
+from .asyncwrite import JobThread
 from .media import png_bytes
 
 __all__ = ["summary_metadata", "encode_pngs", "write_images", "Writer"]
@@ -47,8 +57,9 @@ def summary_metadata(content, description=""):
     return meta
 
 
-def encode_pngs(images):
-    """PNG bytes for each image: uint8 / [0, 1] float arrays, or bytes already PNG-encoded."""
+def checked_images(images, copy=False):
+    """The images to encode, checked: PNG bytes as they are, arrays as ``(H, W)`` / ``(H, W, 3)``
+    (``copy``: arrays copied, for encoding later while the caller reuses its own)."""
     if isinstance(images, np.ndarray) and images.ndim in (3, 4) and images.dtype != object:
         images = list(images) if images.ndim == 4 else [images]
     out = []
@@ -58,15 +69,20 @@ def encode_pngs(images):
                 raise ValueError("an image given as bytes is not PNG-encoded")
             out.append(bytes(image))
         else:
-            arr = np.asarray(image)
+            arr = np.array(image, copy=True) if copy else np.asarray(image)
             if arr.ndim == 3 and arr.shape[-1] == 1:
                 arr = arr[..., 0]
             if arr.ndim not in (2, 3):
                 raise ValueError(f"an image must be (H, W), (H, W, 1) or (H, W, 3), got shape {arr.shape}")
-            out.append(png_bytes(arr))
+            out.append(arr)
     if not out:
         raise ValueError("no images to write")
     return out
+
+
+def encode_pngs(images):
+    """PNG bytes for each image: uint8 / [0, 1] float arrays, or bytes already PNG-encoded."""
+    return [im if isinstance(im, bytes) else png_bytes(im) for im in checked_images(images)]
 
 
 def write_images(tag, images, step, content, description=""):
@@ -83,6 +99,16 @@ def write_images(tag, images, step, content, description=""):
     )
 
 
+def _write_blob(tag, blob, step, content):
+    tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=int(step),
+                     metadata=summary_metadata(content))
+
+
+def _write_scalars(method, values, step):
+    for name, value in values.items():
+        tf.summary.scalar(f"convviz_{method}/{name}", value, step=int(step))
+
+
 class Writer:
     """A summary file writer for ConvViz tags that keeps each tag's content fixed.
 
@@ -91,8 +117,10 @@ class Writer:
     silently lost.
     """
 
-    def __init__(self, logdir, max_queue=100, flush_millis=None):
+    def __init__(self, logdir, max_queue=100, flush_millis=None, background=False):
         self.logdir = str(logdir)
+        self._jobs = JobThread() if background else None
+        self._flushed = False
         before = set(glob.glob(os.path.join(glob.escape(self.logdir), "*.convviz")))
         self._writer = tf.summary.create_file_writer(
             self.logdir, max_queue=max_queue, flush_millis=flush_millis, filename_suffix=".convviz"
@@ -124,9 +152,16 @@ class Writer:
         tag, content = self.content_for(method, layer, detail, kind, map=map, params=params, labels=labels,
                                         scale=scale)
         self._check_fixed(tag, content)
-        with self._writer.as_default():
-            write_images(tag, images, step, content, description)
+        if self._jobs is None:
+            self._write_now(write_images, tag, images, step, content, description)
+        else:  # checked here (a ValueError in the caller), encoded and written on the background thread
+            pending = checked_images(images, copy=True)
+            self._jobs.submit(lambda: self._write_now(write_images, tag, pending, step, content, description))
         return tag
+
+    def _write_now(self, fn, *args):
+        with self._writer.as_default():
+            fn(*args)
 
     def document(self, tag, kind, document, step):
         """Write ``document`` (a dict from ``md.make_walk`` / ``md.make_step_info``) as JSON at ``step``."""
@@ -136,16 +171,19 @@ class Writer:
         content = md.make_content(method, layer, detail, kind)
         self._check_fixed(tag, content)
         blob = md.encode_content(document)
-        with self._writer.as_default():
-            tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=int(step),
-                             metadata=summary_metadata(content))
+        if self._jobs is None:
+            self._write_now(_write_blob, tag, blob, step, content)
+        else:
+            self._jobs.submit(lambda: self._write_now(_write_blob, tag, blob, step, content))
         return tag
 
     def scalars(self, method, values, step):
         """Plain TensorBoard scalars ``convviz_<method>/<name>`` (the Scalars tab), e.g. fig. 5 curves' means."""
-        with self._writer.as_default():
-            for name, value in values.items():
-                tf.summary.scalar(f"convviz_{method}/{name}", float(value), step=int(step))
+        values = {name: float(value) for name, value in values.items()}
+        if self._jobs is None:
+            self._write_now(_write_scalars, method, values, step)
+        else:
+            self._jobs.submit(lambda: self._write_now(_write_scalars, method, values, step))
 
     def _check_fixed(self, tag, content):
         known = self.contents.get(tag)
@@ -158,10 +196,33 @@ class Writer:
             )
 
     def flush(self):
-        self._writer.flush()
+        """Flush the event file. In the background: queue a flush (the first one waits for it) and raise
+        here the first error a background write met since the last call."""
+        if self._jobs is None:
+            self._writer.flush()
+            return
+        if self._flushed:
+            self._jobs.submit(self._writer.flush)
+        else:
+            self.wait()
+            self._writer.flush()
+            self._flushed = True
+        self._jobs.raise_pending()
+
+    def wait(self):
+        """Block until every queued write has run (no-op without a background thread)."""
+        if self._jobs is not None:
+            self._jobs.wait()
 
     def close(self):
-        self._writer.close()
+        """Write everything queued, join the background thread, close the event file; raise a pending error."""
+        try:
+            if self._jobs is not None:
+                self._jobs.close()
+        finally:
+            self._writer.close()
+        if self._jobs is not None:
+            self._jobs.raise_pending()
 
     def __enter__(self):
         return self
