@@ -35,12 +35,8 @@ from .convention import display_for, value_range_display
 from .graph import walk
 from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
-from .loggers.featurevis import FeatureVisLogger
+from .loggers import check_methods, logged_methods, requested_methods
 from .loggers.followed import FollowedMaps
-from .loggers.layers import BoxFilterLogger, DeconvLogger, OcclusionLogger, TopKLogger
-from .loggers.zeiler import FiltersLogger, InvarianceLogger
-from .loggers.scores import (ClassModelLogger, GradCAMLogger, GuidedLogger, IntegratedLogger, SaliencyLogger,
-                             SmoothGradLogger)
 from .distributed import current_strategy, is_chief
 from .request import as_batch
 from .select import num_classes
@@ -52,21 +48,8 @@ __all__ = ["ConvVizCallback", "METHODS", "DEFAULT_METHODS", "FollowedMaps"]
 # default costs a few percent of training time (benchmarks/bench_callback.py).
 DEFAULT_METHODS = ("deconv", "saliency", "gradcam")
 
-# Every method the callback logs, by name, in the dashboard's pipeline order.
-METHODS = {
-    "deconv": DeconvLogger,
-    "guided": GuidedLogger,
-    "saliency": SaliencyLogger,
-    "smoothgrad": SmoothGradLogger,
-    "integrated": IntegratedLogger,
-    "gradcam": GradCAMLogger,
-    "occlusion": OcclusionLogger,
-    "topk": TopKLogger,
-    "featurevis": FeatureVisLogger,
-    "classmodel": ClassModelLogger,
-    "boxfilter": BoxFilterLogger,
-    "invariance": InvarianceLogger, "filters": FiltersLogger,  # Zeiler & Fergus fig. 5 (as scalars), fig. 6
-}
+# Every method the callback logs, by its one name, in the dashboard's pipeline order (from the registry).
+METHODS = logged_methods()
 
 
 class ConvVizCallback(keras.callbacks.Callback):
@@ -78,9 +61,11 @@ class ConvVizCallback(keras.callbacks.Callback):
         ``log_dir/<run>``.
       probe_inputs: model inputs ``(N, H, W, C)`` (already preprocessed) to
         explain at every log; a few images keep the overhead low.
-      methods: names from ``METHODS`` (deconv, boxfilter, saliency,
-        smoothgrad, guided, integrated, gradcam, occlusion, topk, classmodel),
-        or a dict ``{name: {option: value}}`` passing options to the method
+      methods: names from ``METHODS`` (the records of
+        :mod:`keras_convviz.registry`: deconv, guided, saliency, smoothgrad,
+        ig, lrp, gradcam and the CAM family, rise, occlusion, topk,
+        featurevis, classmodel, boxfilter, filters, invariance; aliases such
+        as ``integrated_gradients`` are accepted), or a dict ``{name: {option: value}}`` passing options to the method
         (e.g. ``{"smoothgrad": {"samples": 10}}``). Default: the cheap ones,
         ``DEFAULT_METHODS``.
       layers: layer names for the layer-based methods (default: each
@@ -122,9 +107,7 @@ class ConvVizCallback(keras.callbacks.Callback):
         self.log_dir = os.fspath(log_dir)
         self.run = run
         self.probe_inputs = probe_inputs
-        if isinstance(methods, str):
-            methods = (methods,)
-        self.method_options = dict(methods) if isinstance(methods, dict) else {m: {} for m in methods}
+        self.method_options = requested_methods(methods)  # aliases ("integrated") become one name ("ig")
         self.layers = layers
         self.every_n_epochs = every_n_epochs
         self.every_n_batches = every_n_batches
@@ -150,16 +133,7 @@ class ConvVizCallback(keras.callbacks.Callback):
     # -- configuration ------------------------------------------------------
     def _check_arguments(self):
         """The callback's own arguments, before the model is looked at."""
-        unknown = [m for m in self.method_options if m not in METHODS]
-        if unknown:
-            raise ValueError(
-                f"unknown ConvViz method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(sorted(METHODS))}"
-            )
-        if not self.method_options:
-            raise ValueError("methods is empty; choose from " + ", ".join(sorted(METHODS)))
-        for name, opts in self.method_options.items():
-            if opts is not None and not isinstance(opts, dict):
-                raise ValueError(f"options of method {name!r} must be a dict, got {opts!r}")
+        check_methods(self.method_options, tuple(METHODS))
         for name in ("every_n_epochs", "every_n_batches"):
             if getattr(self, name) is not None:
                 non_negative_int(getattr(self, name), name, low=1)
