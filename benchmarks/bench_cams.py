@@ -1,0 +1,112 @@
+"""Gradient-free CAMs (issue 26): Score-CAM vs tf-keras-vis ``Scorecam``; Ablation-CAM absolute times.
+
+    python benchmarks/bench_cams.py [--quick]     # or: python benchmarks/run.py --only cams
+
+Side by side in one process, steady-state medians of interleaved calls, one
+image: VGG16 (``weights=None``) at 224 on a uniform(-100, 100) image
+(``bench_gradients.vgg16_case``, layer ``block5_conv3``) and EfficientNet-Lite0
+(``presets.load``, offline weights) on scikit-image's chelsea
+(``bench_real_classifier.lite0_chelsea``, layer ``top_activation``). Both
+sides weigh the same channels of the same layer (``max_channels`` =
+tf-keras-vis' ``max_N``: the maps with the largest spatial std), explain the
+same target through the same score (softmax of the pre-softmax logits: the
+tf-keras-vis side gets a linear head, as in ``bench_gradients``), upsample to
+224 and skip normalization. Every forward pass of a masked input runs the
+whole network, so the channel counts are kept small enough for the loaded
+2-core machine (each run under about five minutes). The ratio reported is the
+median of the per-round ratios (drifting load hits a round's two calls
+alike), with both medians beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_gradients import paired, vgg16_case  # noqa: E402
+from common import median_seconds, row  # noqa: E402
+
+
+def tf_keras_vis_scorecam(model):
+    import keras
+    from tf_keras_vis.scorecam import Scorecam
+
+    def linear_head(clone):
+        clone.layers[-1].activation = keras.activations.linear
+
+    return Scorecam(model, model_modifier=linear_head, clone=True)
+
+
+def lite0_case():
+    from bench_real_classifier import lite0_chelsea
+
+    model, x, target, label = lite0_chelsea()
+    return model, x, target, "top_activation", label
+
+
+def scorecam_row(case, channels, repeat):
+    """Our ``scorecam`` vs tf-keras-vis ``Scorecam``: same layer, channels, target, score; both upsampled."""
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from keras_convviz.methods.scorecam import scorecam
+
+    model, x, target, layer, label = case
+    vis, score = tf_keras_vis_scorecam(model), CategoricalScore([target])
+    theirs = lambda expand=True: vis(score, x, penultimate_layer=layer, seek_penultimate_conv_layer=False,  # noqa: E731
+                                     max_N=channels, batch_size=32, normalize_cam=False, expand_cam=expand)
+    ours = lambda upsample=True: scorecam(model, x, target, layer=layer, max_channels=channels,  # noqa: E731
+                                          batch_size=32, upsample=upsample)
+    reference = np.asarray(theirs(expand=False))
+    agree = float(np.abs(ours(upsample=False) - reference).max() / max(np.abs(reference).max(), 1e-12))
+    t_ours, t_vis, ratio = paired(ours, theirs, repeat=repeat)
+    return row(f"Score-CAM {label} ({layer}, {channels} channels), 1 image vs tf-keras-vis Scorecam",
+               f"{ratio:.2f}x ({t_ours:.2f} s vs {t_vis:.2f} s)", "<= 0.5x", ratio <= 0.5,
+               f"median of per-round ratios; same map to {agree:.1e} (rel., before the final resize)")
+
+
+def ablation_row(case, repeat):
+    """Ablation-CAM, every channel of the layer, absolute time (no peer in tf-keras-vis)."""
+    from keras_convviz.methods.scorecam import ablationcam
+
+    model, x, target, layer, label = case
+    channels = int(model.get_layer(layer).output.shape[-1])
+    seconds = median_seconds(lambda: ablationcam(model, x, target, layer=layer, batch_size=64),
+                             repeat=repeat, warmup=1)
+    return row(f"Ablation-CAM {label} ({layer}, all {channels} channels), 1 image", f"{seconds:.2f} s",
+               "-", None, f"{channels / seconds:.0f} channels/s through the tail, batch_size=64")
+
+
+def other_cam_rows(quick=False):
+    """Reserved: Grad-CAM++ / Layer-CAM vs tf-keras-vis rows go here (issue 26, another engineer)."""
+    return []
+
+
+def rows(quick=False):
+    import keras
+
+    keras.utils.disable_interactive_logging()  # tf-keras-vis' predict bar: not part of either method
+    repeat = 2 if quick else 3
+    vgg, lite = vgg16_case(), lite0_case()
+    out = [scorecam_row(vgg, 4 if quick else 16, repeat), scorecam_row(lite, 16 if quick else 64, repeat)]
+    out += [ablation_row(vgg, repeat), ablation_row(lite, repeat)]
+    return out + other_cam_rows(quick)
+
+
+def main():
+    import subprocess
+
+    quick = "--quick" in sys.argv
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
+    table = rows(quick)
+    print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    for r in table:
+        print(f"| {r['benchmark']} | {r['figure']} | {r['target']} | {r['detail']} |")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    main()
