@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..checks import indices
 from ..labels import class_label
 from ..select import num_classes, score_step
+from .annotate import class_model_images
 from .base import MethodLogger, heatmap_images, probe_labels, projection_images, target_param
 
 __all__ = ["ClassScoreLogger", "CAMLogger", "ClassModelLogger"]
@@ -91,6 +92,7 @@ class ClassModelLogger(MethodLogger):
         self.check_blank(result.gain, self.score_layer,
                          what=f"{self.name}: the change of the maximized {self.score_layer} score")
         images = result.rgb(self.ctx.deprocess)  # deprocess None: each image min-max stretched
+        images = class_model_images(images, result)  # each PNG carries its objective and probability
         params = {k: v for k, v in self.options.items() if isinstance(v, (int, float, str, bool, list, tuple))}
         for c, img in zip(self.classes, images):
             self.write(self.score_layer, f"class{c:04d}", [img], step, "image", params=dict(params, target=c),
