@@ -11,6 +11,13 @@ process's resident memory growth per logging step (least-squares slope of
 RSS over the steps after a warm-up), the time per step and the poll count.
 
     python benchmarks/soak_callback.py --steps 200
+    python benchmarks/soak_callback.py --steps 1000 --cheap --figure benchmarks/soak_rss.png   # issue 28
+
+``--cheap`` keeps every method but at its cheapest sizes (one probe image,
+one followed map, one class model of one step, 4 held-out images): the soak
+is about memory over many steps. Reported as well (issue 28): the RSS growth
+from step ``--after`` (200) to the end, the slope after it, and Python's
+object count (``gc``) every 50 steps; ``--figure`` draws the RSS curve.
 
 tests/test_soak.py runs the same function with a few steps.
 """
@@ -37,6 +44,9 @@ OPTIONS = {
     "gradcam": {}, "occlusion": {"patch": 16, "stride": 16}, "topk": {"k": 4}, "classmodel": {"steps": 2},
     "boxfilter": {},
 }
+# --cheap: the same methods at their cheapest sizes (1,000 steps on 2 shared cores).
+CHEAP = dict(OPTIONS, smoothgrad={"samples": 1}, integrated={"steps": 2}, topk={"k": 1},
+             classmodel={"steps": 1, "classes": [0]})
 
 
 def rss_bytes():
@@ -81,12 +91,25 @@ def read_back(logdir):
 class Memory:
     """RSS after every logging step (a Keras callback placed after ConvVizCallback)."""
 
-    def __init__(self):
+    def __init__(self, objects_every=50):
         import keras
 
-        self.samples = []
-        self.callback = keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: self.samples.append(rss_bytes()))
+        self.samples, self.objects = [], []
+        self.objects_every = objects_every
+        self.callback = keras.callbacks.LambdaCallback(on_train_batch_end=self.sample)
+
+    def sample(self, batch, logs=None):
+        import gc
+
+        self.samples.append(rss_bytes())
+        if self.objects_every and len(self.samples) % self.objects_every == 0:
+            self.objects.append((len(self.samples), len(gc.get_objects())))
+
+    def growth_after(self, step):
+        """RSS growth in bytes from logging step ``step`` (1-based) to the last one."""
+        if len(self.samples) <= step:
+            return float("nan")
+        return float(self.samples[-1] - self.samples[step - 1])
 
     def growth_per_step(self, warmup):
         import numpy as np
@@ -97,7 +120,7 @@ class Memory:
         return float(np.polyfit(np.arange(len(y)), y, 1)[0])
 
 
-def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None):
+def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=False, after=200):
     """Run the soak; returns a dict of measurements (raises AssertionError when a check fails)."""
     import numpy as np
 
@@ -110,10 +133,11 @@ def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None):
     model.compile("sgd", "sparse_categorical_crossentropy")
     x, y, _ = demo.shapes(max(steps * 2, 16), seed=3)
     x, y = x[:steps * 2], y[:steps * 2]
-    heldout = np.asarray(demo.shapes(16, seed=4)[0], np.float32)
+    heldout = np.asarray(demo.shapes(4 if cheap else 16, seed=4)[0], np.float32)
     x = np.asarray(x, np.float32)
-    cb = ConvVizCallback(logdir, x[:2], methods={m: dict(OPTIONS[m]) for m in methods}, every_n_epochs=None,
-                         every_n_batches=1, maps=2, heldout=heldout)
+    options = CHEAP if cheap else OPTIONS
+    cb = ConvVizCallback(logdir, x[:1 if cheap else 2], methods={m: dict(options[m]) for m in methods},
+                         every_n_epochs=None, every_n_batches=1, maps=1 if cheap else 2, heldout=heldout)
     memory = Memory()
     with tensorboard(logdir, load_fast=True, extra=["--samples_per_plugin", "convviz=0"], wait_for_tags=False) as base:
         poller = Poller(base)
@@ -148,6 +172,11 @@ def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None):
         "rss_end_mb": round(memory.samples[-1] / 2**20, 1) if memory.samples else None,
         "rss_growth_kb_per_step": round(memory.growth_per_step(warmup if warmup is not None else min(20, steps // 4))
                                         / 1024, 1),
+        "cheap": cheap, "after": after,
+        "rss_growth_after_mb": round(memory.growth_after(after) / 2**20, 2),
+        "rss_growth_kb_per_step_after": round(memory.growth_per_step(after) / 1024, 2),
+        "python_objects": memory.objects,
+        "rss_mb": [round(v / 2**20, 2) for v in memory.samples],
     }
     return result
 
@@ -161,13 +190,47 @@ def check(result):
     assert all(n == result["steps"] for n in result["served_series_steps"].values()), result
 
 
+def figure(results, path, after=200):
+    """The RSS curve(s) of ``{label: result}`` over logging steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
+    for label, result in results.items():
+        rss = result["rss_mb"]
+        ax.plot(range(1, len(rss) + 1), rss, lw=1.2,
+                label=f"{label}: +{result['rss_growth_after_mb']:.1f} MB after step {after}")
+    ax.axvline(after, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("logging step (one training batch, every method logged)")
+    ax.set_ylabel("resident memory of the training process (MB)")
+    ax.set_title("ConvVizCallback soak: demo model, every method at every batch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--logdir", default=None)
+    parser.add_argument("--cheap", action="store_true", help="every method at its cheapest sizes")
+    parser.add_argument("--after", type=int, default=200, help="report the RSS growth from this step on")
+    parser.add_argument("--json", help="write the result here (with the RSS per step)")
+    parser.add_argument("--figure", help="draw the RSS curve here (PNG)")
+    parser.add_argument("--label", default="soak")
     args = parser.parse_args()
-    result = soak(args.steps, args.logdir)
-    print(json.dumps(result, indent=1))
+    result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after)
+    shown = {k: v for k, v in result.items() if k != "rss_mb"}
+    print(json.dumps(shown, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f)
+    if args.figure:
+        figure({args.label: result}, args.figure, args.after)
     check(result)
     print("soak passed")
 

@@ -167,6 +167,11 @@ class ConvVizPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context):
         self._data_provider = context.data_provider
+        # The Python loader's multiplexer (``--load_fast=false``; None with the Rust data server): its runs'
+        # last event (step, wall time) tell when the listing may have changed, so /tags is answered from
+        # the last listing until then (issue 28). Without it every request lists.
+        self._multiplexer = getattr(context, "multiplexer", None)
+        self._listing = None  # (key, compact JSON body) of the last /tags answer
         hint = (context.sampling_hints or {}).get(self.plugin_name)
         if hint is None:
             self._downsample = DEFAULT_DOWNSAMPLE
@@ -240,14 +245,36 @@ class ConvVizPlugin(base_plugin.TBPlugin):
         return {"run": run, "tag": tag, "content": content, "steps": steps}
 
     # -- routes ---------------------------------------------------------------
+    def listing_key(self, experiment):
+        """What the listing depends on, cheaply: every run's accumulator and its last event (step, wall
+        time), taken before listing (an event added meanwhile changes the next key); None without the
+        Python loader's multiplexer (the listing is then made at every request)."""
+        mux = self._multiplexer
+        if mux is None:
+            return None
+        try:
+            accumulators = [(run, mux.GetAccumulator(run)) for run in sorted(mux.Runs())]
+            return (experiment,) + tuple((run, id(acc), len(acc.summary_metadata), acc.most_recent_step,
+                                          acc.most_recent_wall_time)
+                                         for run, acc in accumulators)
+        except Exception:  # noqa: BLE001 - any surprise: list every time, as without a multiplexer
+            return None
+
     @wrappers.Request.application
     def _serve_tags(self, request):
         ctx = plugin_util.context(request.environ)
         experiment = plugin_util.experiment_id(request.environ)
+        key = self.listing_key(experiment)
+        cached = self._listing
+        if key is not None and cached is not None and cached[0] == key:
+            return _json(request, cached[1])
         listing = dict(metadata.dashboard_schema(), runs=self.tags(ctx, experiment))
         # encoded here, compactly: the listing holds only JSON-clean values (http_util's generic cleanse
         # walks every object of it again)
-        return _json(request, json.dumps(listing, separators=(",", ":"), allow_nan=False))
+        body = json.dumps(listing, separators=(",", ":"), allow_nan=False)
+        if key is not None:
+            self._listing = (key, body)
+        return _json(request, body)
 
     @wrappers.Request.application
     def _serve_series(self, request):

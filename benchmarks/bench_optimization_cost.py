@@ -1,0 +1,167 @@
+"""Per-step cost of the optimizations (issue 28): class models, feature visualization, inversion.
+
+For EfficientNet-Lite0 (``presets.load("efficientnet-lite0")``) and VGG16
+(``weights=None``) at 224, batch 1, seconds per step of
+
+* ``class_model(model, 20)`` (its default recipe, ``CLASS_RECIPE``),
+* ``featurevis(model, channel(layer, 0))`` (defaults: Fourier, jitter/zoom/rotate),
+* ``invert(model, x, layer)`` (defaults),
+* tf-keras-vis ``ActivationMaximization`` on class 20 (its defaults, ``ReplaceToLinear``),
+* the floor: one plain ``tf.function`` step (forward, ``GradientTape`` gradient of
+  the class-20 score with respect to the image, an in-place ascent step) on the
+  same batch,
+
+each as the difference of a ``--long`` and a ``--short`` run divided by the
+step difference (compilation and set-up cancel out), median over ``--rounds``
+rounds that alternate every function (the machine is shared: drift hits all
+alike). Reported: each per step, its ratio to the floor (target <= 1.3x) and
+to tf-keras-vis, and what a user waits for the defaults (the set-up, i.e. the
+short run less its steps, plus the default step count times the step).
+
+    python benchmarks/bench_optimization_cost.py --models lite0,vgg16 --short 2 --long 6 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+TARGET = 20
+LAYERS = {"lite0": ("block5c_add", "block4a_expand_activation"), "vgg16": ("block4_conv3", "block3_conv3")}
+
+
+def model_and_range(name):
+    import keras
+    import numpy as np
+
+    if name == "lite0":
+        from keras_convviz import presets
+        from keras_convviz.methods.optimize import input_range
+
+        preset = presets.load("efficientnet-lite0")
+        low, high = input_range(preset.preprocess)
+        return preset.model, (float(np.min(low)), float(np.max(high)))
+    model = keras.applications.VGG16(weights=None, input_shape=(224, 224, 3))
+    return model, (-123.68, 151.061)
+
+
+def floor_fn(model, lr=0.05):
+    """A plain ascent step: forward, the class score's gradient by GradientTape, x += lr * g."""
+    import tensorflow as tf
+
+    x = tf.Variable(tf.random.uniform((1,) + tuple(model.input_shape[1:]), 0.0, 1.0))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            score = model(x, training=False)[:, TARGET]
+        x.assign_add(lr * tape.gradient(score, x))
+        return score
+
+    def run(steps):
+        for _ in range(steps):
+            step()
+        return x.numpy()
+
+    return run
+
+
+def makers(name, model, value_range):
+    """``{label: fn(steps)}`` for one model."""
+    import numpy as np
+
+    from keras_convviz import class_model, featurevis, invert
+    from keras_convviz.methods.featurevis import channel
+
+    lo, hi = value_range
+    layer, inv_layer = LAYERS[name]
+    x = np.random.default_rng(0).uniform(lo, hi, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
+
+    def tkv(steps):
+        import tensorflow as tf
+        from tf_keras_vis.activation_maximization import ActivationMaximization
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        tf.random.set_seed(0)
+        am = ActivationMaximization(model, model_modifier=ReplaceToLinear(), clone=True)
+        return am(CategoricalScore([TARGET]), steps=steps, input_range=(lo, hi),
+                  seed_input=tf.random.uniform((1,) + tuple(model.input_shape[1:]), lo, hi))
+
+    return {
+        "floor": floor_fn(model),
+        "class_model": lambda s: class_model(model, TARGET, steps=s, value_range=value_range),
+        "featurevis": lambda s: featurevis(model, channel(layer, 0), steps=s, value_range=value_range),
+        "invert": lambda s: invert(model, x, inv_layer, steps=s, value_range=value_range),
+        "tf-keras-vis": tkv,
+    }
+
+
+def default_steps():
+    from keras_convviz import invert
+    from keras_convviz.methods.featurevis import CLASS_RECIPE, featurevis
+
+    return {"class_model": CLASS_RECIPE["steps"],
+            "featurevis": inspect.signature(featurevis).parameters["steps"].default,
+            "invert": inspect.signature(invert).parameters["steps"].default}
+
+
+def per_step(fns, short, long, rounds):
+    """``{label: (seconds per step, set-up seconds)}``: long-short differences, alternated, medians."""
+    for fn in fns.values():
+        fn(short)  # compile
+    steps, setup = {k: [] for k in fns}, {k: [] for k in fns}
+    for _ in range(rounds):
+        for label, fn in fns.items():
+            start = time.perf_counter()
+            fn(short)
+            middle = time.perf_counter()
+            fn(long)
+            end = time.perf_counter()
+            step = (end - middle - (middle - start)) / (long - short)
+            steps[label].append(step)
+            setup[label].append((middle - start) - short * step)
+    return {k: (statistics.median(steps[k]), statistics.median(setup[k])) for k in fns}
+
+
+def measure(models=("lite0", "vgg16"), short=2, long=6, rounds=2):
+    out = {"load_1min": [round(os.getloadavg()[0], 2)], "short": short, "long": long, "rounds": rounds, "models": {}}
+    defaults = default_steps()
+    for name in models:
+        model, value_range = model_and_range(name)
+        res = per_step(makers(name, model, value_range), short, long, rounds)
+        floor = res["floor"][0]
+        rows = {}
+        for label, (step, setup) in res.items():
+            r = {"s_per_step": round(step, 4), "x_floor": round(step / floor, 2),
+                 "x_tf_keras_vis": round(step / res["tf-keras-vis"][0], 2)}
+            if label in defaults:
+                r["default_steps"] = defaults[label]
+                r["user_waits_s"] = round(max(setup, 0.0) + defaults[label] * step, 1)
+            rows[label] = r
+        out["models"][name] = rows
+        out["load_1min"].append(round(os.getloadavg()[0], 2))
+        print(name, json.dumps(rows), flush=True)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lite0,vgg16")
+    parser.add_argument("--short", type=int, default=2)
+    parser.add_argument("--long", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    print(json.dumps(measure(tuple(args.models.split(",")), args.short, args.long, args.rounds), indent=1))
+
+
+if __name__ == "__main__":
+    main()

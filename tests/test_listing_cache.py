@@ -1,0 +1,75 @@
+"""/tags answered from its last listing until the Python loader's data changes (issue 28)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tb_plugin import metadata as md
+
+
+def _write(logdir, run, steps, tags=("map0000",)):
+    from keras_convviz import summary
+
+    img = np.zeros((4, 4, 3), np.uint8)
+    with summary.Writer(str(logdir / run)) as w:
+        for step in steps:
+            for tag in tags:
+                w.images("deconv", "conv", tag, [img], step, "projection", map=int(tag[3:]))
+
+
+def _serve(logdir):
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin.plugin import ConvVizPluginLoader
+
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={md.PLUGIN_NAME: 0})
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(logdir))
+    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, multiplexer=mux)
+    plugin = ConvVizPluginLoader().load(context)
+    return Client(application.TensorBoardWSGI([plugin], data_provider=provider)), plugin, mux
+
+
+def _runs(client):
+    r = client.get("/data/plugin/convviz/tags")
+    assert r.status_code == 200
+    return json.loads(r.get_data(as_text=True))["runs"]
+
+
+def test_listing_is_reused_until_new_events_then_fresh(tmp_path, monkeypatch):
+    _write(tmp_path, "a", [0, 1])
+    client, plugin, mux = _serve(tmp_path)
+    calls = []
+    real = plugin.tags
+    monkeypatch.setattr(plugin, "tags", lambda *a: calls.append(1) or real(*a))
+    first = _runs(client)
+    assert first["a"]["deconv/conv/map0000"]["max_step"] == 1
+    assert _runs(client) == first and len(calls) == 1  # nothing new: the last listing
+    _write(tmp_path, "a", [2], tags=("map0000", "map0003"))  # a new step and a new tag
+    assert _runs(client) == first  # not reloaded yet: the loader has not read it
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    after = _runs(client)
+    assert len(calls) == 2 and after["a"]["deconv/conv/map0000"]["max_step"] == 2
+    assert after["a"]["deconv/conv/map0003"]["max_step"] == 2
+    _write(tmp_path, "b", [0])  # a new run
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    assert set(_runs(client)) == {"a", "b"} and len(calls) == 3
+
+
+def test_without_a_multiplexer_every_request_lists(tmp_path):
+    from tb_plugin.plugin import ConvVizPlugin
+
+    class Context:
+        data_provider = None
+        sampling_hints = {}
+
+    plugin = ConvVizPlugin(Context())
+    assert plugin.listing_key("") is None
