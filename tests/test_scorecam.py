@@ -238,3 +238,15 @@ def test_ablationcam_lite0_equals_brute_force(lite0):
     ours = ablationcam(model, x, 281, layer=layer, upsample=False, batch_size=256)
     assert np.abs(ref).max() > 0
     assert relative_error(ours, ref) < 1e-4
+
+
+def test_single_sigmoid_unit():
+    """Target 1 explains the logit z, target 0 its negation: Ablation-CAM's (S - S_k) / S is the same for both."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((16, 16, 3))
+    x = L.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, L.Dense(1, activation="sigmoid")(L.GlobalAveragePooling2D()(x)))
+    x = images(2)
+    np.testing.assert_allclose(ablationcam(model, x, 0), ablationcam(model, x, 1), rtol=1e-5, atol=1e-6)
+    zero, one = scorecam(model, x, 0, upsample=False), scorecam(model, x, 1, upsample=False)
+    assert zero.shape == one.shape == (2, 14, 14) and np.isfinite(zero).all() and not np.allclose(zero, one)
