@@ -1,6 +1,7 @@
-"""Gradient-free CAMs (issue 26): Score-CAM vs tf-keras-vis ``Scorecam``; Ablation-CAM absolute times.
+"""CAMs (issue 26): Score-CAM, Grad-CAM++ and Layer-CAM vs tf-keras-vis; Ablation-CAM absolute times.
 
     python benchmarks/bench_cams.py [--quick]     # or: python benchmarks/run.py --only cams
+    python benchmarks/bench_cams.py --gradient-cams   # only Grad-CAM++ / Layer-CAM vs tf-keras-vis
 
 Side by side in one process, steady-state medians of interleaved calls, one
 image: VGG16 (``weights=None``) at 224 on a uniform(-100, 100) image
@@ -80,9 +81,37 @@ def ablation_row(case, repeat):
                "-", None, f"{channels / seconds:.0f} channels/s through the tail, batch_size=64")
 
 
+def gradient_cam_row(case, name, repeat):
+    """Our Grad-CAM++ or Layer-CAM vs tf-keras-vis ``GradcamPlusPlus`` / ``Layercam``: same layer, target, logit,
+    both upsampled to the input and not normalized."""
+    import keras
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.layercam import Layercam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    import keras_convviz as kc
+
+    model, x, target, layer, label = case
+    peer = {"gradcam_plus_plus": GradcamPlusPlus, "layercam": Layercam}[name]
+
+    def linear_head(clone):
+        clone.layers[-1].activation = keras.activations.linear
+
+    vis, score, fn = peer(model, model_modifier=linear_head, clone=True), CategoricalScore([target]), getattr(kc, name)
+    theirs = lambda: vis(score, x, penultimate_layer=layer, seek_penultimate_conv_layer=False,  # noqa: E731
+                         normalize_cam=False)
+    ours = lambda: fn(model, x, target, layer=layer)  # noqa: E731
+    t_ours, t_vis, ratio = paired(ours, theirs, repeat=repeat)
+    return row(f"{name} {label} ({layer}), 1 image vs tf-keras-vis {peer.__name__}",
+               f"{ratio:.2f}x ({t_ours * 1000:.0f} ms vs {t_vis * 1000:.0f} ms)", "<= 0.8x", ratio <= 0.8,
+               "median of per-round ratios")
+
+
 def other_cam_rows(quick=False):
-    """Reserved: Grad-CAM++ / Layer-CAM vs tf-keras-vis rows go here (issue 26, another engineer)."""
-    return []
+    """Grad-CAM++ and Layer-CAM against tf-keras-vis on VGG16 and Lite0 (target <= 0.8x)."""
+    repeat = 5 if quick else 15
+    return [gradient_cam_row(case, name, repeat) for case in (vgg16_case(), lite0_case())
+            for name in ("gradcam_plus_plus", "layercam")]
 
 
 def rows(quick=False):
@@ -101,7 +130,7 @@ def main():
 
     quick = "--quick" in sys.argv
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
-    table = rows(quick)
+    table = other_cam_rows(quick) if "--gradient-cams" in sys.argv else rows(quick)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     for r in table:
         print(f"| {r['benchmark']} | {r['figure']} | {r['target']} | {r['detail']} |")
