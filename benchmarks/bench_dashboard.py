@@ -15,7 +15,15 @@ the number of steps: every step kept), and in the same run of the script it meas
   ``/data/plugin/images/tags``), median of repeated requests after a warm-up;
 * the time to the first card in headless Chromium: from navigation to the
   first card's image decoded (ConvViz: ``.cv-card img.cv-main``; images
-  dashboard: the first ``img`` of an image card), median of fresh pages.
+  dashboard: the first ``img`` of an image card), median of fresh pages;
+* (issue 28) one tag's series (``/data/plugin/convviz/series`` vs
+  ``/data/plugin/images/images``) and one image (``/blob`` vs
+  ``/individualImage``), medians over repeated requests;
+* (issue 28) the listing made afresh, in this process, without HTTP: the
+  ConvViz plugin's ``tags()`` against the images plugin's ``_index_impl``
+  over one multiplexer of each logdir (what every /tags request costs while
+  the data changes; a repeated request with no new event is answered from
+  ConvViz's last listing, the HTTP figure above).
 """
 
 from __future__ import annotations
@@ -91,6 +99,57 @@ def tags_latency(url, repeats=15):
     return statistics.median(times), len(body)
 
 
+def series_and_blob(base, plugin, run="run00", tag="deconv/conv0/map0000", repeats=15):
+    """Median ms of one tag's series and of one of its images, for ConvViz or the images dashboard."""
+    import urllib.parse
+
+    if plugin == "convviz":
+        series = f"{base}/data/plugin/convviz/series?" + urllib.parse.urlencode({"run": run, "tag": tag})
+        first = json.loads(urllib.request.urlopen(series, timeout=120).read())["steps"][0]["blobs"][0]
+        blob = f"{base}/data/plugin/convviz/{first}"
+    else:
+        series = f"{base}/data/plugin/images/images?" + urllib.parse.urlencode({"run": run, "tag": tag,
+                                                                                 "sample": 0})
+        first = json.loads(urllib.request.urlopen(series, timeout=120).read())[0]["query"]
+        blob = f"{base}/data/plugin/images/individualImage?{first}"
+    return 1000 * tags_latency(series, repeats)[0], 1000 * tags_latency(blob, repeats)[0]
+
+
+def fresh_listing(root, steps, repeats=7):
+    """Median ms of making the listing afresh in-process: ConvViz ``tags()`` vs the images plugin's index."""
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.image import images_plugin
+
+    from tensorboard import context as tb_context
+
+    from tb_plugin.plugin import ConvVizPlugin
+
+    ctx = tb_context.RequestContext()
+    out = {}
+    for plugin in ("convviz", "images"):
+        mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={plugin: steps})
+        mux.AddRunsFromDirectory(os.path.join(root, plugin))
+        mux.Reload()
+        provider = data_provider.MultiplexerDataProvider(mux, os.path.join(root, plugin))
+        context = base_plugin.TBContext(logdir=os.path.join(root, plugin), data_provider=provider, multiplexer=mux,
+                                        sampling_hints={plugin: steps})
+        if plugin == "convviz":
+            p = ConvVizPlugin(context)
+            fn = lambda: json.dumps(p.tags(ctx, ""), separators=(",", ":"))  # noqa: E731
+        else:
+            p = images_plugin.ImagesPlugin(context)
+            fn = lambda: json.dumps(p._index_impl(ctx, ""))  # noqa: E731
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        out[plugin] = 1000 * statistics.median(times)
+    return out
+
+
 FIRST_CARD = {
     "convviz": ("#convviz", "iframe", ".cv-card img.cv-main"),
     "images": ("#images", None, "tf-image-loader img"),  # TensorBoard's image dashboard (shadow DOM, pierced)
@@ -140,10 +199,18 @@ def measure(args):
                 wait_loaded(base, plugin, runs)
                 latency, size = tags_latency(f"{base}/data/plugin/{plugin}/tags")
                 print(f"{plugin:8s} /tags {1000 * latency:7.1f} ms ({size} bytes)", flush=True)
+                series_ms, blob_ms = series_and_blob(base, plugin)
+                print(f"{plugin:8s} series {series_ms:7.1f} ms, blob {blob_ms:7.1f} ms", flush=True)
                 first = first_card_time(browser, base, plugin)
-                results[plugin] = {"tags_ms": 1000 * latency, "tags_bytes": size, "first_card_s": first}
+                results[plugin] = {"tags_ms": 1000 * latency, "tags_bytes": size, "first_card_s": first,
+                                   "series_ms": series_ms, "blob_ms": blob_ms}
                 print(f"{plugin:8s} first card {first:5.2f} s", flush=True)
         browser.close()
+    fresh = fresh_listing(root, steps)
+    for plugin, ms in fresh.items():
+        results[plugin]["fresh_listing_ms"] = ms
+    print(f"listing made afresh in-process: convviz {fresh['convviz']:.1f} ms, images {fresh['images']:.1f} ms")
+    results["load_1min"] = os.getloadavg()[0]
     return {"images": total, "runs": runs, **results}
 
 

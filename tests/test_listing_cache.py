@@ -73,3 +73,30 @@ def test_without_a_multiplexer_every_request_lists(tmp_path):
 
     plugin = ConvVizPlugin(Context())
     assert plugin.listing_key("") is None
+
+
+def test_multiplexer_listing_equals_the_data_providers(tmp_path):
+    import tensorflow as tf
+
+    from keras_convviz import summary
+    from tb_plugin.plugin import ConvVizPlugin
+
+    _write(tmp_path, "a", [0, 1, 5, 3], tags=("map0000", "map0002"))
+    _write(tmp_path, "b", [7])
+    with tf.summary.create_file_writer(str(tmp_path / "b")).as_default():  # foreign and broken content
+        meta = summary.summary_metadata(md.make_content("x", "y", "z", "heatmap"))
+        meta.plugin_data.content = b"{not json"
+        tf.summary.write("broken/tag/x", tf.constant([b"x"]), step=0, metadata=meta)
+        tf.summary.image("stock/image", np.zeros((1, 4, 4, 3), np.float32), step=0)
+    _, plugin, mux = _serve(tmp_path)
+
+    class Context:
+        data_provider = plugin._data_provider
+        sampling_hints = {}
+
+    from tensorboard import context as tb_context
+
+    fast = plugin.tags(tb_context.RequestContext(), "")
+    slow = ConvVizPlugin(Context()).tags(tb_context.RequestContext(), "")
+    assert fast == plugin.multiplexer_tags() == slow
+    assert set(fast["a"]) == {"deconv/conv/map0000", "deconv/conv/map0002"} and "broken/tag/x" not in fast["b"]
