@@ -78,6 +78,20 @@ def _image_spec(spec):
     )
 
 
+def _array_batches(images, batch_size, model_shape):
+    """``(images, ids)`` batches of an in-memory array, without tf.data: a Dataset made at every call
+    traces new map/scan functions that TensorFlow keeps for the life of the process (ConvVizCallback's
+    top-k grew the process at every log this way, issue 28)."""
+    if images.ndim != 4:
+        raise ValueError(f"an array of images must be (N, H, W, C), got shape {images.shape}")
+    if any(a is not None and a != b for a, b in zip(images.shape[1:], model_shape)):
+        raise ValueError(f"dataset images are {tuple(images.shape[1:])} but the model expects "
+                         f"{tuple(model_shape)}; resize/preprocess them in the dataset (Dataset.map).")
+    x = tf.constant(np.asarray(images, np.float32))
+    return [(x[i:i + batch_size], tf.range(i, min(i + batch_size, len(images)), dtype=tf.int64))
+            for i in range(0, len(images), batch_size)], len(images)
+
+
 def _as_dataset(dataset, batch_size, model_shape):
     """A batched dataset of ``(images, ids)`` with ids in dataset order."""
     if isinstance(dataset, np.ndarray):
@@ -313,7 +327,10 @@ def top_activations(model, dataset, layer, k=9, strategy=None, batch_size=32, ca
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
     if strategy is not None:
         _check_sharding(dataset, strategy)
-    ds, known = _as_dataset(dataset, batch_size, graph.input_shape)
+    if isinstance(dataset, np.ndarray) and strategy is None:  # no tf.data: see _array_batches
+        ds, known = _array_batches(dataset, batch_size, graph.input_shape)
+    else:
+        ds, known = _as_dataset(dataset, batch_size, graph.input_shape)
     _check_images(known, k)
     if strategy is None:
         merge_batch = compiled(graph, ("topk", layer, k), lambda: _local_fn(graph, layer, channels, k))
