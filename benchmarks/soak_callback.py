@@ -91,16 +91,21 @@ def read_back(logdir):
 class Memory:
     """RSS after every logging step (a Keras callback placed after ConvVizCallback)."""
 
-    def __init__(self, objects_every=50):
+    def __init__(self, objects_every=50, trim_every=0):
         import keras
 
         self.samples, self.objects = [], []
+        self.trim_every = trim_every
         self.objects_every = objects_every
         self.callback = keras.callbacks.LambdaCallback(on_train_batch_end=self.sample)
 
     def sample(self, batch, logs=None):
         import gc
 
+        if self.trim_every and (len(self.samples) + 1) % self.trim_every == 0:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # --trim: freed heap given back, to tell it from live memory
         self.samples.append(rss_bytes())
         if self.objects_every and len(self.samples) % self.objects_every == 0:
             self.objects.append((len(self.samples), len(gc.get_objects())))
@@ -120,7 +125,7 @@ class Memory:
         return float(np.polyfit(np.arange(len(y)), y, 1)[0])
 
 
-def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=False, after=200):
+def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=False, after=200, trim=0):
     """Run the soak; returns a dict of measurements (raises AssertionError when a check fails)."""
     import numpy as np
 
@@ -138,7 +143,7 @@ def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=Fals
     options = CHEAP if cheap else OPTIONS
     cb = ConvVizCallback(logdir, x[:1 if cheap else 2], methods={m: dict(options[m]) for m in methods},
                          every_n_epochs=None, every_n_batches=1, maps=1 if cheap else 2, heldout=heldout)
-    memory = Memory()
+    memory = Memory(trim_every=trim)
     with tensorboard(logdir, load_fast=True, extra=["--samples_per_plugin", "convviz=0"], wait_for_tags=False) as base:
         poller = Poller(base)
         poller.start()
@@ -172,7 +177,7 @@ def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=Fals
         "rss_end_mb": round(memory.samples[-1] / 2**20, 1) if memory.samples else None,
         "rss_growth_kb_per_step": round(memory.growth_per_step(warmup if warmup is not None else min(20, steps // 4))
                                         / 1024, 1),
-        "cheap": cheap, "after": after,
+        "cheap": cheap, "after": after, "trim_every": trim,
         "rss_growth_after_mb": round(memory.growth_after(after) / 2**20, 2),
         "rss_growth_kb_per_step_after": round(memory.growth_per_step(after) / 1024, 2),
         "python_objects": memory.objects,
@@ -222,8 +227,9 @@ def main():
     parser.add_argument("--json", help="write the result here (with the RSS per step)")
     parser.add_argument("--figure", help="draw the RSS curve here (PNG)")
     parser.add_argument("--label", default="soak")
+    parser.add_argument("--trim", type=int, default=0, help="malloc_trim(0) every N steps (a diagnosis)")
     args = parser.parse_args()
-    result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after)
+    result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after, trim=args.trim)
     shown = {k: v for k, v in result.items() if k != "rss_mb"}
     print(json.dumps(shown, indent=1))
     if args.json:
