@@ -196,26 +196,48 @@ def check(result):
 
 
 def figure(results, path, after=200):
-    """The RSS curve(s) of ``{label: result}`` over logging steps, as a PNG."""
-    import matplotlib
+    """The RSS curve(s) of ``{label: result}`` over logging steps, as a PNG (drawn with Pillow)."""
+    import math
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from PIL import Image, ImageDraw, ImageFont
 
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
-    for label, result in results.items():
-        rss = result["rss_mb"]
-        ax.plot(range(1, len(rss) + 1), rss, lw=1.2,
-                label=f"{label}: +{result['rss_growth_after_mb']:.1f} MB after step {after}")
-    ax.axvline(after, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("logging step (one training batch, every method logged)")
-    ax.set_ylabel("resident memory of the training process (MB)")
-    ax.set_title("ConvVizCallback soak: demo model, every method at every batch")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    w, h, left, right, top, bottom = 1000, 560, 90, 20, 50, 70
+    font, small = ImageFont.load_default(size=16), ImageFont.load_default(size=13)
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    series = [(label, r["rss_mb"]) for label, r in results.items()]
+    steps = max(len(v) for _, v in series)
+    lo = math.floor(min(min(v) for _, v in series) / 20) * 20
+    hi = math.ceil(max(max(v) for _, v in series) / 20) * 20
+    px = lambda i: left + (w - left - right) * i / max(steps, 1)  # noqa: E731
+    py = lambda mb: top + (h - top - bottom) * (hi - mb) / max(hi - lo, 1e-9)  # noqa: E731
+    for mb in range(int(lo), int(hi) + 1, 20):  # horizontal grid and y ticks
+        d.line([(left, py(mb)), (w - right, py(mb))], fill=(225, 225, 225))
+        d.text((left - 8, py(mb)), f"{mb}", fill="black", font=small, anchor="rm")
+    for i in range(0, steps + 1, 100):
+        d.line([(px(i), h - bottom), (px(i), h - bottom + 5)], fill="black")
+        d.text((px(i), h - bottom + 8), str(i), fill="black", font=small, anchor="mt")
+    d.line([(px(after), top), (px(after), h - bottom)], fill=(150, 150, 150), width=1)
+    d.text((px(after) + 4, top + 4), f"step {after}", fill=(120, 120, 120), font=small)
+    d.rectangle([left, top, w - right, h - bottom], outline="black")
+    colours = [(200, 40, 40), (30, 90, 200), (40, 150, 60), (140, 60, 160)]
+    for (label, rss), colour in zip(series, colours):
+        d.line([(px(i + 1), py(v)) for i, v in enumerate(rss)], fill=colour, width=2)
+    for k, ((label, _), colour) in enumerate(zip(series, colours)):
+        y = h - bottom - 20 - 20 * (len(series) - 1 - k)
+        grown = results[label]["rss_growth_after_mb"]
+        d.line([(left + 330, y), (left + 360, y)], fill=colour, width=3)
+        d.text((left + 366, y), f"{label}: {grown:+.1f} MB from step {after} to {steps}", fill="black", font=small,
+               anchor="lm")
+    d.text((w / 2, 18), "ConvVizCallback soak: demo model, every method logged at every batch", fill="black",
+           font=font, anchor="mm")
+    d.text(((left + w - right) / 2, h - 22), "logging step (one training batch each)", fill="black", font=font,
+           anchor="mm")
+    label_img = Image.new("RGB", (h - top - bottom, 24), "white")
+    ImageDraw.Draw(label_img).text(((h - top - bottom) / 2, 12), "resident memory of the training process (MB)",
+                                   fill="black", font=font, anchor="mm")
+    img.paste(label_img.rotate(90, expand=True), (8, top))
+    img.save(path)
 
 
 def main():
@@ -228,7 +250,17 @@ def main():
     parser.add_argument("--figure", help="draw the RSS curve here (PNG)")
     parser.add_argument("--label", default="soak")
     parser.add_argument("--trim", type=int, default=0, help="malloc_trim(0) every N steps (a diagnosis)")
+    parser.add_argument("--plot", nargs="+", metavar="LABEL=JSON",
+                        help="only draw --figure from saved --json results (no soak)")
     args = parser.parse_args()
+    if args.plot:
+        results = {}
+        for item in args.plot:
+            label, path = item.rsplit("=", 1)
+            with open(path) as f:
+                results[label] = json.load(f)
+        figure(results, args.figure, args.after)
+        return
     result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after, trim=args.trim)
     shown = {k: v for k, v in result.items() if k != "rss_mb"}
     print(json.dumps(shown, indent=1))
