@@ -21,7 +21,7 @@ from .checks import positive_int, resolve_targets
 from .graph import Graph, Step, walk
 from .select import predicted_classes, score_step
 
-__all__ = ["Request", "prepare", "check_model", "as_batch", "chunks", "accumulate"]
+__all__ = ["fill_values", "Request", "prepare", "check_model", "as_batch", "chunks", "accumulate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,3 +149,27 @@ def accumulate(total, idx, values):
     """``total[idx] += values`` for sorted ``idx`` (sums each run of equal indices first)."""
     starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
     total[idx[starts]] += np.add.reduceat(values, starts, axis=0)
+
+
+def fill_values(fill, x, default="mean") -> np.ndarray:
+    """The per-image fill colour ``(N, C)`` in model-input space of an occluder or a mask.
+
+    ``fill``: ``"mean"`` (each image's mean pixel), a number, ``C`` channel
+    values or an ``(N, C)`` array; None means ``default`` (occlusion: the
+    mean pixel; RISE: 0, as its paper). ``ValueError`` names the choices.
+    """
+    n, c = x.shape[0], x.shape[-1]
+    fill = default if fill is None else fill
+    choices = f"'mean' (each image's mean pixel), a number, {c} channel values or an (N, {c}) array"
+    if isinstance(fill, str):
+        if fill != "mean":
+            raise ValueError(f"fill must be {choices}; got {fill!r}.")
+        return np.asarray(x).reshape(n, -1, c).mean(axis=1).astype(np.float32)
+    arr = np.asarray(fill, np.float32)
+    if arr.ndim == 0 or arr.shape == (c,):
+        arr = np.broadcast_to(arr, (n, c)).copy()
+    elif arr.shape != (n, c):
+        raise ValueError(f"fill must be {choices}; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("fill contains NaN or Inf")
+    return arr

@@ -29,7 +29,7 @@ import tensorflow as tf
 from ..inline import Inline
 from ..probe import compiled, input_spec, run
 from ..progress import tracker
-from ..request import chunks, prepare
+from ..request import chunks, fill_values, prepare
 from ..select import probabilities
 from . import incremental as incremental_engine
 
@@ -126,24 +126,6 @@ def _check_geometry(patch, stride, image_size):
         raise ValueError(f"patch {patch[0]}x{patch[1]} is larger than the {h}x{w} image; "
                          f"use a patch of at most {min(h, w)} pixels.")
     return patch, stride
-
-
-def _fill_values(fill, x):
-    """Per-image fill colour ``(N, C)`` in model-input space."""
-    n, c = x.shape[0], x.shape[-1]
-    if fill is None or (isinstance(fill, str) and fill == "mean"):
-        return x.reshape(n, -1, c).mean(axis=1).astype(np.float32)  # the mean pixel of each image
-    arr = np.asarray(fill, np.float32)
-    if arr.ndim == 0:
-        arr = np.full((n, c), float(arr), np.float32)
-    elif arr.shape == (c,):
-        arr = np.broadcast_to(arr, (n, c)).copy()
-    elif arr.shape != (n, c):
-        raise ValueError(f"fill must be None (the mean pixel), a number, {c} channel values or "
-                         f"an (N, {c}) array; got shape {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("fill contains NaN or Inf")
-    return arr
 
 
 def _default_layer(graph):
@@ -342,7 +324,7 @@ def occlusion(model, inputs, target, patch, stride, fill=None, layer=None, batch
     n, h, w, _ = x.shape
     patch, stride = _check_geometry(patch, stride, (h, w))
     layer = _default_layer(graph) if layer is None else graph.spatial_step(layer).name
-    fills = _fill_values(fill, x)
+    fills = fill_values(fill, x, "mean")
     origins = (grid_origins(h, patch[0], stride[0]), grid_origins(w, patch[1], stride[1]))
     grid_shape = (len(origins[0]), len(origins[1]))
     tally = _Tally.empty(n, grid_shape[0] * grid_shape[1], int(request.score.output_shape[-1]),

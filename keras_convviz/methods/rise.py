@@ -32,7 +32,7 @@ import tensorflow as tf
 from ..checks import positive_int
 from ..probe import compiled, input_spec, run
 from ..progress import tracker
-from ..request import chunks, prepare
+from ..request import chunks, fill_values, prepare
 from ..select import probabilities, target_scores
 
 __all__ = ["rise", "rise_masks", "draw_grids", "upsample_masks", "SCORES", "NORMALIZE"]
@@ -120,26 +120,6 @@ def _check_score(score):
     return score
 
 
-def _fill_values(fill, x):
-    """Per-image fill ``(N, C)`` in model-input space: 0, ``"mean"``, a number, C values or (N, C)."""
-    n, c = x.shape[0], x.shape[-1]
-    if isinstance(fill, str):
-        if fill != "mean":
-            raise ValueError(f"fill must be a number, 'mean', {c} channel values or an (N, {c}) array; "
-                             f"got {fill!r}.")
-        return x.reshape(n, -1, c).mean(axis=1).astype(np.float32)
-    arr = np.asarray(0.0 if fill is None else fill, np.float32)
-    if arr.ndim == 0 or arr.shape == (c,):
-        arr = np.broadcast_to(arr, (n, c)).copy()
-    elif arr.shape != (n, c):
-        raise ValueError(f"fill must be a number, 'mean', {c} channel values or an (N, {c}) array; "
-                         f"got shape {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("fill contains NaN or Inf")
-    return arr
-
-
-# ---------------------------------------------------------------- the compiled pass
 def _rise_fn(graph, head, cells, score):
     """Compiled ``(x, fill, img, grids, shifts, targets) -> (k, H, W) x 2``: ``sum f_i M_i`` and ``sum M_i``.
 
@@ -237,7 +217,7 @@ def rise(model, inputs, target=None, masks=2000, cells=7, probability=0.5, seed=
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE} ('paper': divide by masks * probability; "
                          f"'coverage': by each pixel's summed masks), got {normalize!r}.")
-    fills = _fill_values(fill, request.x)
+    fills = fill_values(fill, request.x, 0.0)
     request = request.with_predicted()
     grids, shifts = draw_grids(masks, cells, probability, size, seed)
     fn = _rise_fn(request.graph, request.score, cells, score)
