@@ -9,8 +9,8 @@ Two workloads:
   on 224x224 crops of scikit-image photos, batch 8, ``--lite0-steps`` steps in 3
   epochs, the callback logging the same methods for 4 crops after every epoch.
 
-Three modes run in alternation (``none``, ``before``, ``after``, repeated), so
-the shared machine's drift hits all alike:
+Three modes run in alternation (``none``, ``before``, ``after``, the order
+rotated at each repeat), so the shared machine's drift hits all alike:
 
 - ``none``: no callback;
 - ``before``: the callback as it was before issue 28 (methods compiled at the
@@ -139,8 +139,9 @@ def lite0_workload(steps=240, batch=8, epochs=3):
     def fit(callbacks):
         keras.utils.set_random_seed(0)
         model.set_weights(initial)
+        head = [layer for layer in model.layers if layer.weights][-1]  # the classifier (Dense) layer
         for layer in model.layers:
-            layer.trainable = layer is model.layers[-1]
+            layer.trainable = layer is head
         model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
         model.fit(x, labels, batch_size=batch, epochs=epochs, verbose=0, callbacks=callbacks)
 
@@ -178,11 +179,15 @@ def measure(workload="demo", repeat=3, modes=("none", "before", "after"), quick=
     fit([])  # warm-up: the training functions and the first-use costs of the process
     runs = {m: [] for m in modes}
     load = [os.getloadavg()[0]]
-    for _ in range(repeat):
-        for mode in modes:
+    order = []
+    for r in range(repeat):
+        for mode in modes[r % len(modes):] + modes[:r % len(modes)]:  # rotated: no mode always runs first
             runs[mode].append(run_once(mode, fit, probes, kwargs))
+            order.append(mode)
             load.append(os.getloadavg()[0])
-    out = {"workload": what, "repeat": repeat, "load_1min": [round(v, 2) for v in load], "modes": {}}
+    out = {"workload": what, "repeat": repeat, "load_1min": [round(v, 2) for v in load], "order": order,
+           "runs": {m: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "failed"}
+                        for r in rs] for m, rs in runs.items()}, "modes": {}}
     base = runs.get("none")
     for mode, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "in_callback", "first_log",
