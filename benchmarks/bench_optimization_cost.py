@@ -11,14 +11,16 @@ For EfficientNet-Lite0 (``presets.load("efficientnet-lite0")``) and VGG16
   the class-20 score with respect to the image, an in-place ascent step) on the
   same batch,
 
-each as the difference of a ``--long`` and a ``--short`` run divided by the
-step difference (compilation and set-up cancel out), median over ``--rounds``
-rounds that alternate every function (the machine is shared: drift hits all
-alike). Reported: each per step, its ratio to the floor (target <= 1.3x) and
-to tf-keras-vis, and what a user waits for the defaults (the set-up, i.e. the
-short run less its steps, plus the default step count times the step).
+each step timed on its own (our ``progress=`` callable, a tf-keras-vis
+callback, the floor's call), in runs of ``--steps`` steps that alternate the
+five functions for ``--rounds`` rounds (the machine is shared: drift hits all
+alike); the first ``--skip`` steps of each run are left out (compilation,
+set-up) and the median of the rest is the steady-state step. Reported: each
+per step, its ratio to the floor (target <= 1.3x) and to tf-keras-vis, and
+what a user waits for the defaults (a whole run's set-up, measured as a run's
+time less its steps, plus the default step count times the median step).
 
-    python benchmarks/bench_optimization_cost.py --models lite0,vgg16 --short 2 --long 6 --rounds 2
+    python benchmarks/bench_optimization_cost.py --models lite0,vgg16 --steps 6 --rounds 3
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ def floor_fn(model, lr=0.05):
         x.assign_add(lr * tape.gradient(score, x))
         return score
 
-    def run(steps):
-        for _ in range(steps):
-            step()
+    def run(steps, tick):
+        for i in range(steps):
+            step().numpy()
+            tick(i + 1, steps)
         return x.numpy()
 
     return run
@@ -85,22 +88,33 @@ def makers(name, model, value_range):
     layer, inv_layer = LAYERS[name]
     x = np.random.default_rng(0).uniform(lo, hi, (1,) + tuple(model.input_shape[1:])).astype(np.float32)
 
-    def tkv(steps):
-        import tensorflow as tf
-        from tf_keras_vis.activation_maximization import ActivationMaximization
-        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-        from tf_keras_vis.utils.scores import CategoricalScore
+    import tensorflow as tf
+    from tf_keras_vis.activation_maximization import ActivationMaximization
+    from tf_keras_vis.activation_maximization.callbacks import Callback
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
 
+    am = ActivationMaximization(model, model_modifier=ReplaceToLinear(), clone=True)
+
+    class Tick(Callback):
+        def __init__(self, tick, steps):
+            self.tick, self.steps = tick, steps
+
+        def __call__(self, i, values, *args, **kwargs):
+            np.asarray(values[0])
+            self.tick(i + 1, self.steps)
+
+    def tkv(steps, tick):
         tf.random.set_seed(0)
-        am = ActivationMaximization(model, model_modifier=ReplaceToLinear(), clone=True)
-        return am(CategoricalScore([TARGET]), steps=steps, input_range=(lo, hi),
+        return am(CategoricalScore([TARGET]), steps=steps, input_range=(lo, hi), callbacks=[Tick(tick, steps)],
                   seed_input=tf.random.uniform((1,) + tuple(model.input_shape[1:]), lo, hi))
 
     return {
         "floor": floor_fn(model),
-        "class_model": lambda s: class_model(model, TARGET, steps=s, value_range=value_range),
-        "featurevis": lambda s: featurevis(model, channel(layer, 0), steps=s, value_range=value_range),
-        "invert": lambda s: invert(model, x, inv_layer, steps=s, value_range=value_range),
+        "class_model": lambda s, tick: class_model(model, TARGET, steps=s, value_range=value_range, progress=tick),
+        "featurevis": lambda s, tick: featurevis(model, channel(layer, 0), steps=s, value_range=value_range,
+                                                 progress=tick),
+        "invert": lambda s, tick: invert(model, x, inv_layer, steps=s, value_range=value_range, progress=tick),
         "tf-keras-vis": tkv,
     }
 
@@ -114,30 +128,38 @@ def default_steps():
             "invert": inspect.signature(invert).parameters["steps"].default}
 
 
-def per_step(fns, short, long, rounds):
-    """``{label: (seconds per step, set-up seconds)}``: long-short differences, alternated, medians."""
+def timed_run(fn, steps):
+    """``(total seconds, [seconds of each step])`` of one run of ``fn(steps, tick)``."""
+    stamps = []
+    start = time.perf_counter()
+    fn(steps, lambda done, total: stamps.append(time.perf_counter()))
+    total = time.perf_counter() - start
+    marks = [start] + stamps
+    return total, [b - a for a, b in zip(marks, marks[1:])]
+
+
+def per_step(fns, steps, rounds, skip=2):
+    """``{label: (median steady-state step, median set-up)}``: runs alternated over ``rounds``."""
     for fn in fns.values():
-        fn(short)  # compile
-    steps, setup = {k: [] for k in fns}, {k: [] for k in fns}
+        fn(2, lambda done, total: None)  # compile
+    kept, setup = {k: [] for k in fns}, {k: [] for k in fns}
     for _ in range(rounds):
         for label, fn in fns.items():
-            start = time.perf_counter()
-            fn(short)
-            middle = time.perf_counter()
-            fn(long)
-            end = time.perf_counter()
-            step = (end - middle - (middle - start)) / (long - short)
-            steps[label].append(step)
-            setup[label].append((middle - start) - short * step)
-    return {k: (statistics.median(steps[k]), statistics.median(setup[k])) for k in fns}
+            total, each = timed_run(fn, steps)
+            if len(each) != steps:
+                raise RuntimeError(f"{label}: {len(each)} step marks for {steps} steps")
+            kept[label].extend(each[skip:])
+            setup[label].append(total - sum(each[skip:]) * steps / max(len(each[skip:]), 1))
+    return {k: (statistics.median(kept[k]), statistics.median(setup[k])) for k in fns}
 
 
-def measure(models=("lite0", "vgg16"), short=2, long=6, rounds=2):
-    out = {"load_1min": [round(os.getloadavg()[0], 2)], "short": short, "long": long, "rounds": rounds, "models": {}}
+def measure(models=("lite0", "vgg16"), steps=6, rounds=3, skip=2):
+    out = {"load_1min": [round(os.getloadavg()[0], 2)], "steps": steps, "rounds": rounds, "skip": skip,
+           "models": {}}
     defaults = default_steps()
     for name in models:
         model, value_range = model_and_range(name)
-        res = per_step(makers(name, model, value_range), short, long, rounds)
+        res = per_step(makers(name, model, value_range), steps, rounds, skip)
         floor = res["floor"][0]
         rows = {}
         for label, (step, setup) in res.items():
@@ -156,11 +178,11 @@ def measure(models=("lite0", "vgg16"), short=2, long=6, rounds=2):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lite0,vgg16")
-    parser.add_argument("--short", type=int, default=2)
-    parser.add_argument("--long", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip", type=int, default=2)
     args = parser.parse_args()
-    print(json.dumps(measure(tuple(args.models.split(",")), args.short, args.long, args.rounds), indent=1))
+    print(json.dumps(measure(tuple(args.models.split(",")), args.steps, args.rounds, args.skip), indent=1))
 
 
 if __name__ == "__main__":
