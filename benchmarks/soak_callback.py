@@ -224,10 +224,10 @@ def figure(results, path, after=200):
     for (label, rss), colour in zip(series, colours):
         d.line([(px(i + 1), py(v)) for i, v in enumerate(rss)], fill=colour, width=2)
     for k, ((label, _), colour) in enumerate(zip(series, colours)):
-        y = h - bottom - 20 - 20 * (len(series) - 1 - k)
+        y = top + 40 + 20 * k  # upper left, above the curves' start
         grown = results[label]["rss_growth_after_mb"]
-        d.line([(left + 330, y), (left + 360, y)], fill=colour, width=3)
-        d.text((left + 366, y), f"{label}: {grown:+.1f} MB from step {after} to {steps}", fill="black", font=small,
+        d.line([(left + 200, y), (left + 230, y)], fill=colour, width=3)
+        d.text((left + 236, y), f"{label}: {grown:+.1f} MB from step {after} to {steps}", fill="black", font=small,
                anchor="lm")
     d.text((w / 2, 18), "ConvVizCallback soak: demo model, every method logged at every batch", fill="black",
            font=font, anchor="mm")
