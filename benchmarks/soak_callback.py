@@ -220,14 +220,14 @@ def figure(results, path, after=200):
     d.line([(px(after), top), (px(after), h - bottom)], fill=(150, 150, 150), width=1)
     d.text((px(after) + 4, top + 4), f"step {after}", fill=(120, 120, 120), font=small)
     d.rectangle([left, top, w - right, h - bottom], outline="black")
-    colours = [(200, 40, 40), (30, 90, 200), (40, 150, 60), (140, 60, 160)]
+    colours = [(200, 40, 40), (30, 90, 200), (40, 150, 60), (140, 60, 160), (230, 140, 0), (90, 90, 90)]
     for (label, rss), colour in zip(series, colours):
         d.line([(px(i + 1), py(v)) for i, v in enumerate(rss)], fill=colour, width=2)
     for k, ((label, _), colour) in enumerate(zip(series, colours)):
         y = top + 40 + 20 * k  # upper left, above the curves' start
         grown = results[label]["rss_growth_after_mb"]
-        d.line([(left + 200, y), (left + 230, y)], fill=colour, width=3)
-        d.text((left + 236, y), f"{label}: {grown:+.1f} MB from step {after} to {steps}", fill="black", font=small,
+        d.line([(left + 20, y), (left + 50, y)], fill=colour, width=3)
+        d.text((left + 56, y), f"{label}: {grown:+.1f} MB, step {after} to {steps}", fill="black", font=small,
                anchor="lm")
     d.text((w / 2, 18), "ConvVizCallback soak: demo model, every method logged at every batch", fill="black",
            font=font, anchor="mm")
