@@ -76,8 +76,11 @@ def run(args):
     fraction, ratio = pictures(result, image=image, overlay=args.overlay, all_layers=args.all_layers,
                                placement=placement)
     paths = [output_name(args, "conv_maps"), output_name(args, "conv_maps", "ratio")]
-    media.save_png(paths[0], fraction)
-    media.save_png(paths[1], ratio)
+    from ..figures.panel import titled
+    from ..figures.results import box_filter_frame
+
+    media.save_png(paths[0], titled(fraction, *box_filter_frame(result, "fraction")))
+    media.save_png(paths[1], titled(ratio, *box_filter_frame(result, "ratio")))
     last = result.maps[result.layer if args.mode == "forward" else result.input_name]
     where = "input" if args.mode == "backward" else result.layer
     support = int(np.count_nonzero(last.fraction))

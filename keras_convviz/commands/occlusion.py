@@ -76,10 +76,13 @@ def _save(args, shown, result, preset):
 
     from .. import media
     from ..figures.occlusion import figure
+    from ..figures.panel import titled
+    from ..figures.results import occlusion_frame
 
     photo, placement = shown
     region = getattr(args, "region_box", None)  # --region mapped to model-input pixels (fit_image)
     panel = figure(photo, result, 0, class_names=preset.class_names, placement=placement, region=region)
+    panel = titled(panel, *occlusion_frame(result, 0, preset.class_names))  # as show() frames it
     png = media.save_png(output_name(args, "occlusion"), panel)
     buf = io.BytesIO()
     np.savez_compressed(buf, probability=result.probability[0], top_class=result.top_class[0],

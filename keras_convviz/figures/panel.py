@@ -82,8 +82,9 @@ def title_lines(title, width, size=14) -> list:
     return lines or [""]
 
 
-def titled(picture, title, scale: Scale = None) -> np.ndarray:
-    """``picture`` (RGB uint8) with ``title`` above it and, given a ``scale``, its colour bar under it.
+def titled(picture, title, scale=None) -> np.ndarray:
+    """``picture`` (RGB uint8) with ``title`` above it and, given a ``scale`` (or a list of them, for a
+    figure with several colour maps), its colour bar(s) under it.
 
     The picture itself is kept pixel for pixel (it sits at row
     :data:`TITLE_HEIGHT` times the title's lines, column 0: a title wider than
@@ -94,7 +95,5 @@ def titled(picture, title, scale: Scale = None) -> np.ndarray:
     framed = picture
     for line in reversed(title_lines(title, picture.shape[1])):
         framed = render.label(framed, line, height=TITLE_HEIGHT, size=14)
-    if scale is None:
-        return framed
-    bar = colour_bar(scale, picture.shape[1])
-    return np.concatenate([framed, bar], axis=0)
+    scales = [] if scale is None else [scale] if isinstance(scale, Scale) else list(scale)
+    return np.concatenate([framed] + [colour_bar(s, picture.shape[1]) for s in scales], axis=0)

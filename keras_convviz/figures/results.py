@@ -18,7 +18,7 @@ from ..fit import map_to_photo, photo_view, place
 from ..labels import class_label
 from .panel import Scale
 
-__all__ = ["gradient_figure", "result_figure"]
+__all__ = ["gradient_figure", "result_figure", "occlusion_frame", "box_filter_frame"]
 
 def _keeps_channels(method) -> bool:
     """Whether a method's maps keep the input's channels, ``(N, H, W, C)`` (its record's ``returns``)."""
@@ -82,8 +82,19 @@ def _occlusion(result, image, index, class_names, placement):
     elif placement is None and np.asarray(image).shape[:2] != tuple(result.image_size):
         placement = place(np.asarray(image).shape[:2], tuple(result.image_size), "pad")
     picture = figure(image, result, index, class_names=class_names, placement=placement)
-    title = f"occlusion: {class_label(result.target[index], class_names)}, {result.patch[0]}px grey square"
-    return picture, title, Scale("inferno", "0", "1", "p(target) with the square there (2nd panel)")
+    return (picture,) + occlusion_frame(result, index, class_names)
+
+
+def occlusion_frame(result, index=0, class_names=None) -> tuple:
+    """``(title, [Scale, Scale])`` of the fig. 7 panel: the target's probability (inferno, 0 to 1) and the
+    strongest map's activation drop (diverging about 0, as every signed map): the CLI's and ``show``'s."""
+    drop = float(result.base_activation[index]) - np.asarray(result.activation[index], np.float64)
+    top = float(np.percentile(np.abs(drop), 99)) if drop.size else 0.0
+    title = (f"occlusion: {class_label(result.target[index], class_names)}, p = "
+             f"{float(result.base_probability[index]):.3f} unoccluded, {result.patch[0]}px grey square, "
+             f"{result.layer}")
+    return title, [Scale("inferno", "0", "1", "p(target) with the square there"),
+                   Scale("diverging", f"-{top:.3g}", f"+{top:.3g} (p99)", f"drop of map {int(result.map_index[index])}")]
 
 
 def _optimized(result, deprocess, class_names):
@@ -157,8 +168,15 @@ def _box_filter(result, image, index):
     from .boxfilter import pictures
 
     fraction, _ = pictures(result, image, overlay=image is not None, index=index)
-    title = f"box filter ({result.mode}) to {result.layer}: the fraction of each unit's inputs in the crop"
-    return fraction, title, Scale("inferno", "0", "each panel's max", "fraction from the crop")
+    return (fraction,) + box_filter_frame(result, "fraction")
+
+
+def box_filter_frame(result, kind="fraction") -> tuple:
+    """``(title, Scale)`` of a box-filter figure (``kind``: ``"fraction"`` or ``"ratio"``), for the CLI and ``show``."""
+    what = "the fraction of each unit's inputs in the crop" if kind == "fraction" else \
+        "inside / (inside + outside) the crop of each unit's weighted inputs"
+    title = f"box filter ({result.mode}) to {result.layer}: {what}"
+    return title, Scale("inferno", "0", "each panel's max", f"box-filter {kind}")
 
 
 def result_figure(result, image=None, index=0, class_names=None, placement=None, deprocess=None,
