@@ -137,3 +137,13 @@ def test_the_new_methods_log_through_the_callback_as_the_api_computes_and_the_cl
         maps = np.asarray(record.load()(model, probe, [0, 1], **options))
         want = [[normalize_map(record.drawing, m).low, normalize_map(record.drawing, m).high] for m in maps]
         np.testing.assert_allclose(ranges[tag], want, rtol=1e-4, atol=1e-6, err_msg=tag)
+
+
+def test_per_method_layers_may_be_keyed_by_any_name_of_the_method():
+    from keras_convviz.loggers.base import LogContext
+
+    ctx = LogContext(graph=None, probe=None, targets=None, image_size=None, write=None, fixed_maps=None,
+                     follow=None, layer_spec={"gradcam++": ["block2_conv2"], "deconv": "block1_conv1"})
+    assert ctx.layers_for("gradcam_plus_plus", ["default"]) == ["block2_conv2"]
+    assert ctx.layers_for("deconv", []) == ["block1_conv1"]
+    assert ctx.layers_for("gradcam", ["default"]) == ["default"]

@@ -60,8 +60,10 @@ class LogContext:
     def layers_for(self, method, default):
         """The layers chosen for ``method`` (``layers=`` as a list, a dict per method, or the default)."""
         spec = self.layer_spec
-        if isinstance(spec, dict):
-            spec = spec.get(method)
+        if isinstance(spec, dict):  # keyed by any of the method's names ("gradcam++" for gradcam_plus_plus)
+            from ..loggers import requested_methods
+
+            spec = requested_methods(spec).get(method)
         if spec is None:
             return list(default)
         return [spec] if isinstance(spec, str) else list(spec)
