@@ -44,6 +44,11 @@ OPTIONS = {
     "gradcam": {}, "occlusion": {"patch": 16, "stride": 16}, "topk": {"k": 4}, "classmodel": {"steps": 2},
     "boxfilter": {},
 }
+# --all: also every method the registry added since (LRP, the CAM family, RISE, feature visualization, the
+# Zeiler & Fergus analyses), at cheap sizes.
+ADDED = {"lrp": {}, "gradcam_plus_plus": {}, "layercam": {}, "xgradcam": {}, "hirescam": {}, "eigencam": {},
+         "scorecam": {"max_channels": 4}, "ablationcam": {}, "rise": {"masks": 8}, "featurevis": {"steps": 1},
+         "filters": {}, "invariance": {"steps": 3}}
 # --cheap: the same methods at their cheapest sizes (1,000 steps on 2 shared cores).
 CHEAP = dict(OPTIONS, smoothgrad={"samples": 1}, integrated={"steps": 2}, topk={"k": 1},
              classmodel={"steps": 1, "classes": [0]})
@@ -125,7 +130,8 @@ class Memory:
         return float(np.polyfit(np.arange(len(y)), y, 1)[0])
 
 
-def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=False, after=200, trim=0):
+def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=False, after=200, trim=0,
+         added=False):
     """Run the soak; returns a dict of measurements (raises AssertionError when a check fails)."""
     import numpy as np
 
@@ -140,7 +146,8 @@ def soak(steps=200, logdir=None, methods=tuple(OPTIONS), warmup=None, cheap=Fals
     x, y = x[:steps * 2], y[:steps * 2]
     heldout = np.asarray(demo.shapes(4 if cheap else 16, seed=4)[0], np.float32)
     x = np.asarray(x, np.float32)
-    options = CHEAP if cheap else OPTIONS
+    options = dict(CHEAP if cheap else OPTIONS, **(ADDED if added else {}))
+    methods = tuple(methods) + (tuple(ADDED) if added else ())
     cb = ConvVizCallback(logdir, x[:1 if cheap else 2], methods={m: dict(options[m]) for m in methods},
                          every_n_epochs=None, every_n_batches=1, maps=1 if cheap else 2, heldout=heldout)
     memory = Memory(trim_every=trim)
@@ -245,6 +252,7 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--logdir", default=None)
     parser.add_argument("--cheap", action="store_true", help="every method at its cheapest sizes")
+    parser.add_argument("--all", action="store_true", help="also the methods the registry added (ADDED)")
     parser.add_argument("--after", type=int, default=200, help="report the RSS growth from this step on")
     parser.add_argument("--json", help="write the result here (with the RSS per step)")
     parser.add_argument("--figure", help="draw the RSS curve here (PNG)")
@@ -261,7 +269,7 @@ def main():
                 results[label] = json.load(f)
         figure(results, args.figure, args.after)
         return
-    result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after, trim=args.trim)
+    result = soak(args.steps, args.logdir, cheap=args.cheap, after=args.after, trim=args.trim, added=args.all)
     shown = {k: v for k, v in result.items() if k != "rss_mb"}
     print(json.dumps(shown, indent=1))
     if args.json:
