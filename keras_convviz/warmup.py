@@ -27,7 +27,8 @@ import time
 __all__ = ["WARMED", "Warmup", "begin", "open_writer"]
 
 # Methods whose log uses no random numbers and whose functions are traced per model (not per step).
-WARMED = ("deconv", "saliency", "guided", "integrated", "ig", "gradcam")
+WARMED = ("deconv", "saliency", "guided", "integrated", "ig", "lrp", "gradcam", "gradcam_plus_plus", "layercam",
+          "xgradcam", "hirescam", "eigencam", "scorecam", "ablationcam")
 
 
 def _ignore(*args, **kwargs):
