@@ -178,3 +178,17 @@ def application(name, size=None, classes=10):
         _APPLICATION_CACHE[key] = getattr(keras.applications, builder)(
             weights=None, input_shape=(side, side, 3), classes=classes)
     return _APPLICATION_CACHE[key]
+
+
+def unframe(figure):
+    """The picture inside a CLI figure framed by ``figures.panel.titled``: without the title strip above it
+    (rows whose right-most pixel is the strip's (24, 24, 24)) and the colour bars below it (rows whose left
+    margin is white)."""
+    figure = np.asarray(figure)
+    top = 0
+    while top < len(figure) and (figure[top, -1] == (24, 24, 24)).all():
+        top += 1
+    bottom = len(figure)
+    while bottom > top and (figure[bottom - 1, :8] == 255).all():
+        bottom -= 1
+    return figure[top:bottom]

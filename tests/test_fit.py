@@ -12,7 +12,7 @@ from skimage import data
 from keras_convviz import fit
 from keras_convviz.presets import IMAGENET_MEAN_RGB, Preset, load
 
-from fixtures import convviz
+from fixtures import convviz, unframe
 
 PHOTO = data.chelsea()  # 300 x 451 RGB, a real photograph
 
@@ -140,7 +140,7 @@ def test_cli_draws_gradcam_on_the_photo(tmp_path):
         proc = convviz("gradcam", src, "--fit", policy, "--out", out)
         assert proc.returncode == 0, proc.stderr
         assert f"fit {policy}: 451x300 photo" in proc.stdout
-        overlay = np.asarray(Image.open(out / "chelsea_gradcam_overlay.png"))
+        overlay = unframe(Image.open(out / "chelsea_gradcam_overlay.png"))  # titled, with its colour bar
         assert abs(overlay.shape[0] - shape[0]) <= 1 and abs(overlay.shape[1] - shape[1]) <= 1  # rounding of the crop
 
 

@@ -38,8 +38,9 @@ def _png(cell):
 
 
 def _has_inferno_bar(img):
-    """Some row near the bottom is the inferno palette running left to right."""
-    for row in img[-40:]:
+    """Some row near the bottom (below the picture, among its colour bars) is the inferno palette running left
+    to right."""
+    for row in img[-100:]:
         strip = row[8:-8]
         expected = render.colormap(np.linspace(0, 1, len(strip)))
         if np.abs(strip.astype(int) - expected.astype(int)).max() <= 1:
@@ -61,7 +62,7 @@ def test_the_tour_runs_offline_and_shows_its_figures(tmp_path):
     for cell in figures:
         img = _png(cell)
         assert img.shape[0] > 100 and img.shape[1] > 200
-        assert (img[:10].mean(axis=(0, 1)) < 40).all(), "the title strip is dark"
+        assert (img[:10, -3:] == 24).all(), "the title strip is dark"  # its right margin: titles wrap before it
         assert _has_inferno_bar(img), f"no colour bar under {cell.source[:60]!r}"
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Egyptian cat" in text

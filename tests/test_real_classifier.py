@@ -390,8 +390,9 @@ def test_figures_of_the_attribution_maps(tmp_path):
     panels = []
     for method, m in maps.items():
         picture, over = pictures(method, rgb, m)
-        luminance = picture.astype(np.float64).mean(-1) if method != "guided" else \
-            np.abs(picture.astype(np.float64) - 128).mean(-1)
+        neutral = {"guided": 128, "ig": 255}.get(method)  # grey = 0 (projection), white = 0 (diverging)
+        luminance = picture.astype(np.float64).mean(-1) if neutral is None else \
+            np.abs(picture.astype(np.float64) - neutral).mean(-1)
         assert luminance[y0:y1, x0:x1].mean() > luminance.mean(), method
         panels += [picture, over]
     from keras_convviz.render import grid

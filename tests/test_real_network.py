@@ -15,6 +15,7 @@ skdata = pytest.importorskip("skimage.data")
 import keras_convviz as kc  # noqa: E402
 from keras_convviz import hed  # noqa: E402
 from keras_convviz.select import region_score  # noqa: E402
+from fixtures import unframe  # noqa: E402
 
 SIZE = (96, 96)
 _MODELS = {}
@@ -112,7 +113,7 @@ def test_cli_explains_an_edge_region_on_a_real_photo(tmp_path, capsys):
     code = cli.main(["saliency", str(tmp_path / "coffee.png"), "--model", "hed", "--region", "263,164,73,73",
                      "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
-    overlay = np.asarray(Image.open(tmp_path / "out" / "coffee_saliency_overlay.png"))
+    overlay = unframe(Image.open(tmp_path / "out" / "coffee_saliency_overlay.png"))  # titled, with its bar
     assert overlay.shape == (400, 600, 3)  # the photo's own size, undistorted
     # the region box on the photo, by hand: 600x400 -> 320x213 (scale 8/15), 53 px top margin, so
     # input x 140..180 is photo x 262.5..337.5 and input y 140..180 is photo y 163.1..238.1

@@ -96,4 +96,12 @@ def titled(picture, title, scale=None) -> np.ndarray:
     for line in reversed(title_lines(title, picture.shape[1])):
         framed = render.label(framed, line, height=TITLE_HEIGHT, size=14)
     scales = [] if scale is None else [scale] if isinstance(scale, Scale) else list(scale)
-    return np.concatenate([framed] + [colour_bar(s, picture.shape[1]) for s in scales], axis=0)
+    bars = [colour_bar(s, picture.shape[1]) for s in scales]
+    width = max([framed.shape[1]] + [b.shape[1] for b in bars])  # a bar has a least width: a 2 px strip is padded
+    return np.concatenate([_padded(p, width) for p in [framed] + bars], axis=0)
+
+
+def _padded(picture, width):
+    """``picture`` widened to ``width`` with white on the right."""
+    extra = width - picture.shape[1]
+    return picture if extra <= 0 else np.pad(picture, ((0, 0), (0, extra), (0, 0)), constant_values=255)
