@@ -25,9 +25,10 @@ def _keeps_channels(method) -> bool:
     from ..registry import lookup
 
     try:
-        return lookup(method).returns == "channels" or lookup(method).name == "deconv"
+        record = lookup(method)
     except ValueError:
         return False
+    return record.returns == "channels" or record.name == "deconv"  # deconv's result: projections
 
 
 def _one_map(m, method, index):

@@ -29,7 +29,7 @@ from ..select import pick_scores, score_step
 from .gradients import per_image
 
 __all__ = ["gradcam", "default_layer", "cam_layer", "cam_function", "class_activation_map",
-           "channel_weighted"]
+           "channel_weighted", "finish_cam"]
 
 
 def default_layer(model, output=None):
@@ -73,10 +73,7 @@ def cam_function(graph, layer, step, upsample, name, combine, gradients=True):
                 grads = input_gradient(tf.reduce_sum(pick_scores(found[step.name], targets)), maps)
             else:
                 maps, grads = run(graph, x, [layer])[layer], None
-            heat = tf.nn.relu(combine(maps, grads))
-            if upsample and tuple(heat.shape[1:3]) != size:
-                heat = tf.image.resize(heat[..., None], size, method="bilinear")[..., 0]
-            return heat
+            return finish_cam(combine(maps, grads), size if upsample else None)
 
         return cam
 
@@ -94,6 +91,14 @@ def class_activation_map(model, inputs, target, layer, upsample, output, batch_s
     layer = cam_layer(request.graph, request.score, layer, output)
     fn = cam_function(request.graph, layer, request.score, upsample, name, combine, gradients)
     return per_image(fn, request)
+
+
+def finish_cam(heat, size=None):
+    """Every CAM's last step: ``relu``, then (given ``size``) a bilinear resize of the ``(N, h, w)`` map."""
+    heat = tf.nn.relu(heat)
+    if size is not None and tuple(heat.shape[1:3]) != tuple(size):
+        heat = tf.image.resize(heat[..., None], size, method="bilinear")[..., 0]
+    return heat
 
 
 def channel_weighted(weights, maps):

@@ -43,21 +43,12 @@ from ..probe import compiled, input_spec, run
 from ..progress import tracker
 from ..request import chunks, prepare
 from ..select import predicted, probabilities, target_scores
-from .gradcam import default_layer
+from .gradcam import cam_layer, finish_cam
 
 __all__ = ["scorecam", "ablationcam"]
 
 _INDEX = tf.TensorSpec((None,), tf.int32)
 _TARGETS = tf.TensorSpec((None,), tf.int64)
-
-
-def _check_layer(graph, step, layer, output):
-    """The explained layer's step name: spatial, and on the path to the class score."""
-    layer = default_layer(graph, output) if layer is None else graph.spatial_step(layer).name
-    if graph.names.index(layer) not in graph.ancestors([step.name]):
-        raise ValueError(f"the score of {step.name!r} does not depend on layer {layer!r}; pick a "
-                         f"layer before it, such as {default_layer(graph, output)!r}.")
-    return layer
 
 
 def _maps_fn(graph, layer, step):
@@ -93,10 +84,7 @@ def _combine_fn(graph, layer, upsample):
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, None), tf.float32),
                                       tf.TensorSpec((None, None), tf.float32)], autograph=False)
         def combine(maps, weights):
-            heat = tf.nn.relu(tf.einsum("nhwk,nk->nhw", maps, weights))
-            if upsample and (h, w) != size:
-                heat = tf.image.resize(heat[..., None], size, method="bilinear")[..., 0]
-            return heat
+            return finish_cam(tf.einsum("nhwk,nk->nhw", maps, weights), size if upsample else None)
 
         return combine
 
@@ -199,7 +187,7 @@ def scorecam(model, inputs, target=None, layer=None, upsample=True, output=None,
     """
     request = prepare(model, inputs, target, output, batch_size)
     graph, step = request.graph, request.score
-    layer, max_channels = _check_layer(graph, step, layer, output), _check_max_channels(max_channels)
+    layer, max_channels = cam_layer(graph, step, layer, output), _check_max_channels(max_channels)
     acts, _, targets, spread = _forward(request, layer)
     chosen = _select_channels(acts, spread, max_channels)
     maps = np.take_along_axis(acts, chosen[:, None, None, :], axis=3)
@@ -261,7 +249,7 @@ def ablationcam(model, inputs, target=None, layer=None, upsample=True, output=No
     """
     request = prepare(model, inputs, target, output, batch_size)
     graph, step = request.graph, request.score
-    layer = _check_layer(graph, step, layer, output)
+    layer = cam_layer(graph, step, layer, output)
     extra, needs_input = _tail_inputs(graph, layer, step)
     acts, base, targets, _ = _forward(request, layer)
     side = _side_values(request, extra)
