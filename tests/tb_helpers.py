@@ -187,3 +187,23 @@ def tensorboard(logdir, load_fast, extra=(), wait_for_tags=True, timeout=90):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         log.close()
+
+
+def python_loader_app(logdir):
+    """``(werkzeug Client, ConvViz plugin, multiplexer)`` of a TensorBoard app on ``logdir`` served the way
+    ``tensorboard --load_fast=false`` does (the Python loader's multiplexer and its data provider)."""
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin import metadata as md
+    from tb_plugin.plugin import ConvVizPluginLoader
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={md.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, multiplexer=multiplexer)
+    plugin = ConvVizPluginLoader().load(context)
+    return Client(application.TensorBoardWSGI([plugin], data_provider=provider)), plugin, multiplexer

@@ -396,21 +396,10 @@ DEEP = b'{"version": 1, "kind": "heatmap", "params": ' + b"[" * 100_000 + b"]" *
 
 
 def python_loader_client(logdir):
-    from tensorboard.backend import application
-    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-    from tensorboard.plugins import base_plugin
-    from werkzeug.test import Client
+    """A werkzeug client of the dashboard served by TensorBoard's Python loader (``tb_helpers.python_loader_app``)."""
+    from tb_helpers import python_loader_app
 
-    from tb_plugin import metadata as md
-    from tb_plugin.plugin import ConvVizPluginLoader
-
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={md.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, multiplexer=multiplexer)
-    app = application.TensorBoardWSGI([ConvVizPluginLoader().load(context)], data_provider=provider)
-    return Client(app)
+    return python_loader_app(logdir)[0]
 
 
 def python_blob_key(run, tag, step, index, plugin="convviz"):

@@ -20,20 +20,9 @@ def _write(logdir, run, steps, tags=("map0000",)):
 
 
 def _serve(logdir):
-    from tensorboard.backend import application
-    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-    from tensorboard.plugins import base_plugin
-    from werkzeug.test import Client
+    from tb_helpers import python_loader_app
 
-    from tb_plugin.plugin import ConvVizPluginLoader
-
-    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={md.PLUGIN_NAME: 0})
-    mux.AddRunsFromDirectory(str(logdir))
-    mux.Reload()
-    provider = data_provider.MultiplexerDataProvider(mux, str(logdir))
-    context = base_plugin.TBContext(logdir=str(logdir), data_provider=provider, multiplexer=mux)
-    plugin = ConvVizPluginLoader().load(context)
-    return Client(application.TensorBoardWSGI([plugin], data_provider=provider)), plugin, mux
+    return python_loader_app(logdir)
 
 
 def _runs(client):
