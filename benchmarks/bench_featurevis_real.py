@@ -140,8 +140,10 @@ def lucid(model, classes, seed, steps, low, high):
 
 
 # MaCo at the step it was measured with (lr 0.05; the recipe's 0.0125 is the Fourier image's)
+# "ours-bfloat16": the same recipe with its iterations on a bfloat16 twin (keras_convviz.precision).
 MAKERS = {"ours": ours, "tf-keras-vis": keras_vis, "lucid": lucid,
-          "maco": functools.partial(ours, param="maco", lr=0.05)}
+          "maco": functools.partial(ours, param="maco", lr=0.05),
+          "ours-bfloat16": functools.partial(ours, precision="bfloat16")}
 
 
 # ---------------------------------------------------------------- making and judging

@@ -10,6 +10,9 @@ For EfficientNet-Lite0 (``presets.load("efficientnet-lite0")``) and VGG16
 * the floor: one plain ``tf.function`` step (forward, ``GradientTape`` gradient of
   the class-20 score with respect to the image, an in-place ascent step) on the
   same batch,
+* where the machine computes bfloat16 natively (``precision.native_bfloat16()``):
+  the three of ours with ``precision="bfloat16"``, and the floor on the
+  bfloat16 twin (``precision.twin``),
 
 each step timed on its own (our ``progress=`` callable, a tf-keras-vis
 callback, the floor's call), in runs of ``--steps`` steps that alternate the
@@ -64,7 +67,7 @@ def floor_fn(model, lr=0.05):
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            score = model(x, training=False)[:, TARGET]
+            score = tf.cast(model(x, training=False)[:, TARGET], tf.float32)
         x.assign_add(lr * tape.gradient(score, x))
         return score
 
@@ -109,14 +112,30 @@ def makers(name, model, value_range):
         return am(CategoricalScore([TARGET]), steps=steps, input_range=(lo, hi), callbacks=[Tick(tick, steps)],
                   seed_input=tf.random.uniform((1,) + tuple(model.input_shape[1:]), lo, hi))
 
-    return {
-        "floor": floor_fn(model),
-        "class_model": lambda s, tick: class_model(model, TARGET, steps=s, value_range=value_range, progress=tick),
-        "featurevis": lambda s, tick: featurevis(model, channel(layer, 0), steps=s, value_range=value_range,
-                                                 progress=tick),
-        "invert": lambda s, tick: invert(model, x, inv_layer, steps=s, value_range=value_range, progress=tick),
-        "tf-keras-vis": tkv,
-    }
+    def ours(precision):
+        return {
+            "class_model": lambda s, tick: class_model(model, TARGET, steps=s, value_range=value_range,
+                                                       progress=tick, precision=precision),
+            "featurevis": lambda s, tick: featurevis(model, channel(layer, 0), steps=s, value_range=value_range,
+                                                     progress=tick, precision=precision),
+            "invert": lambda s, tick: invert(model, x, inv_layer, steps=s, value_range=value_range, progress=tick,
+                                             precision=precision),
+        }
+
+    fns = {"floor": floor_fn(model), **ours("float32"), "tf-keras-vis": tkv}
+    if precisions_measured():
+        from keras_convviz.precision import twin
+
+        fns["floor bfloat16"] = floor_fn(twin(model, "bfloat16"))
+        fns.update({f"{k} bfloat16": fn for k, fn in ours("bfloat16").items()})
+    return fns
+
+
+def precisions_measured():
+    """bfloat16 rows too where the machine computes it natively (``precision.native_bfloat16``)."""
+    from keras_convviz.precision import native_bfloat16
+
+    return native_bfloat16()
 
 
 def default_steps():
@@ -165,9 +184,10 @@ def measure(models=("lite0", "vgg16"), steps=6, rounds=3, skip=2):
         for label, (step, setup) in res.items():
             r = {"s_per_step": round(step, 4), "x_floor": round(step / floor, 2),
                  "x_tf_keras_vis": round(step / res["tf-keras-vis"][0], 2)}
-            if label in defaults:
-                r["default_steps"] = defaults[label]
-                r["user_waits_s"] = round(max(setup, 0.0) + defaults[label] * step, 1)
+            base = label.split()[0]
+            if base in defaults:
+                r["default_steps"] = defaults[base]
+                r["user_waits_s"] = round(max(setup, 0.0) + defaults[base] * step, 1)
             rows[label] = r
         out["models"][name] = rows
         out["load_1min"].append(round(os.getloadavg()[0], 2))
@@ -181,8 +201,13 @@ def main():
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip", type=int, default=2)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    print(json.dumps(measure(tuple(args.models.split(",")), args.steps, args.rounds, args.skip), indent=1))
+    out = measure(tuple(args.models.split(",")), args.steps, args.rounds, args.skip)
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,17 @@ plain values times a positive power of two per image.
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import tensorflow as tf
 
 from .graph import Values, walk
 
-__all__ = ["run", "call_layer", "compiled", "fast_conv_gradients", "input_gradient", "input_spec", "RULES"]
+__all__ = ["run", "call_layer", "compiled", "fast_conv_gradients", "input_gradient", "input_spec", "RULES",
+           "REDUCED_PRECISION"]
+
+# The layers of reduced-precision twins (keras_convviz.precision): these compute in their policy's type.
+REDUCED_PRECISION = weakref.WeakSet()
 
 RULES = (None, "gradient", "deconv", "guided")
 
@@ -99,7 +104,9 @@ def call_layer(step, args, kwargs, linear=False):
     # A mixed-precision layer's __call__ casts inputs and weights to float16/bfloat16: its own ``call``
     # computes in float32 from the float32 variables, so every method explains the float32 network
     # (bfloat16's 8-bit mantissa would move argmaxes and blur gradients).
-    call = layer.call if getattr(layer, "compute_dtype", "float32") in ("float16", "bfloat16") else layer
+    # A twin's layers (precision.py) are the exception: computing in the reduced type is their purpose.
+    reduced = getattr(layer, "compute_dtype", "float32") in ("float16", "bfloat16")
+    call = layer.call if reduced and layer not in REDUCED_PRECISION else layer
     if linear and step.activation != "linear":
         if not step.fused:
             return args[0]  # a standalone activation layer: its input

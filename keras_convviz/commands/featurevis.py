@@ -17,7 +17,8 @@ the steps. The colour matrix is the demo's own (estimated from
 
 from __future__ import annotations
 
-from . import add_model_args, add_out_arg, check_out_dir, ints_arg, load_preset, out_path, positive_int_arg, slug
+from . import (add_model_args, add_out_arg, add_precision_arg, check_out_dir, ints_arg, load_preset, out_path,
+               positive_int_arg, slug)
 
 
 def register(sub):
@@ -39,6 +40,7 @@ def register(sub):
     p.add_argument("--lr", type=float, default=None, help="Adam step size (default: 0.05; 0.0125 for classes)")
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"),
                    help="input H,W for a flexible-input model (hed; default: the preset's)")
+    add_precision_arg(p)
     p.set_defaults(run=run)
     add_out_arg(p)
 
@@ -90,10 +92,10 @@ def run(args):
     preset = load_preset(args, size=args.size)
     objective, names, grid_name, class_names = _objective(args, preset)
     channels = int(preset.model.inputs[0].shape[-1])
-    options = dict(steps=args.steps, lr=0.05, param=args.param or "fourier")
+    options = dict(steps=args.steps, lr=0.05, param=args.param or "fourier", precision=args.precision)
     if args.classes is not None and args.score is None and args.param != "pixel":
         recipe = class_recipe(*preset.model.inputs[0].shape[1:3], preset.model.name)
-        options = dict(recipe, steps=args.steps, param=args.param or recipe["param"])
+        options = dict(recipe, steps=args.steps, param=args.param or recipe["param"], precision=args.precision)
         if options["param"] == "maco":
             options.update(alpha=None, solid=False, compact=False)  # MaCo's images are opaque
     if args.lr is not None:

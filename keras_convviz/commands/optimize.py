@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from . import (add_image_command, add_model_args, add_out_arg, check_out_dir, class_index, fit_image, ints_arg,
-               load_preset, out_path, output_name, slug, warn_blank)
+from . import (add_image_command, add_model_args, add_out_arg, add_precision_arg, check_out_dir, class_index,
+               fit_image, ints_arg, load_preset, out_path, output_name, slug, warn_blank)
 
 SIZE_HELP = "input H,W for a flexible-input model (hed; default: the preset's)"
 
@@ -48,6 +48,7 @@ def register(sub):
                         "recipe's: the logit at temperature 1, Fourier, for ImageNet networks; the demo net's log "
                         "probability at temperature 8)")
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"), help=SIZE_HELP)
+    add_precision_arg(p)
     add_out_arg(p)
     p.set_defaults(run=run_classmodel)
 
@@ -64,6 +65,7 @@ def register(sub):
     p.add_argument("--tv-beta", type=float, default=2.0, help="beta of TV_beta (default: %(default)s)")
     p.add_argument("--jitter", type=int, default=0, help="random shift in pixels (default: %(default)s)")
     p.add_argument("--size", default=None, metavar="H,W", type=ints_arg(2, "--size"), help=SIZE_HELP)
+    add_precision_arg(p)
     add_out_arg(p)
     p.set_defaults(run=run_invert)
 
@@ -152,7 +154,8 @@ def run_classmodel(args):
     channels = int(preset.model.inputs[0].shape[-1])
     options = dict(steps=args.steps, lr=args.lr, l2=args.l2, tv=args.tv, jitter=args.jitter,
                    blur_every=args.blur_every, blur_sigma=args.blur_sigma, seed=args.seed,
-                   value_range=input_range(preset.preprocess, channels), progress="always")
+                   value_range=input_range(preset.preprocess, channels), progress="always",
+                   precision=args.precision)
     if args.layer is not None:
         result, titles, names, grid_name = _feature_maps(args, preset.model, options)
     else:
@@ -201,7 +204,7 @@ def run_invert(args):
         print(f"inverting {name} ({args.steps} iterations)")
         result = invert(preset.model, x, name, steps=args.steps, lr=args.lr, alpha=args.alpha,
                         l_alpha=args.l_alpha, tv=args.tv, tv_beta=args.tv_beta, jitter=args.jitter,
-                        seed=args.seed, value_range=value_range, progress="always")
+                        seed=args.seed, value_range=value_range, progress="always", precision=args.precision)
         error = float(result.errors[0])
         warn_blank(args, result.history - result.history[:1], f"the change of the {name} reconstruction loss")
         print(f"{name}: normalized feature error {error:.4f}")

@@ -20,6 +20,7 @@ import tensorflow as tf
 from ..inline import Inline
 from ..checks import finite_float, indices, resolve_targets
 from ..graph import walk
+from ..precision import graph_in
 from ..probe import compiled, input_spec, run
 from ..select import num_classes, score_step
 from .featurevis import TRANSPARENCY, class_recipe, init_batch, optimize_plan, recipe_score, resolve_param
@@ -240,7 +241,8 @@ def _defaults(graph, param, feature, head, given):
 def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, blur_every=0,
                 blur_sigma=0.5, tv=None, clip=None, layer=None, map=None, value_range=None,
                 seed=0, progress=False, optimizer="adam", init=None, tv_beta=None, scale=None,
-                centre=None, noise=0.0, score=None, output=None, param=None, colors=None) -> ClassModel:
+                centre=None, noise=0.0, score=None, output=None, param=None, colors=None,
+                precision="float32") -> ClassModel:
     """Images that maximize a class score (Simonyan et al. 2014) or a feature map.
 
     From the zero image (``centre``), ``steps`` iterations of gradient ascent
@@ -258,12 +260,11 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         classes down. None: the recipe's (see ``param``).
       l2, tv, tv_beta: weights of the L2 and total-variation penalties, and
         TV's exponent (None: the recipe's edge-preserving 1, or 2 for pixels).
-      layer, map: maximize the mean of feature map ``map`` (an int or one
-        per image) of ``layer``'s pre-activation output instead of a class.
+      layer, map: maximize the mean of feature map ``map`` (an int or one per image) of ``layer``'s
+        pre-activation output instead of a class.
       init: a starting batch in input space instead of the zero image.
-      noise: Gaussian noise (times ``scale``) added to the start; 0 means
-        ``START_NOISE`` (1e-2), because the exact zero image is a fixed point
-        of bias-free ReLU networks (pass ``init=`` zeros for that start).
+      noise: Gaussian noise (times ``scale``) added to the start; 0 means ``START_NOISE`` (1e-2), because the
+        exact zero image is a fixed point of bias-free ReLU networks (pass ``init=`` zeros for that start).
       output: the output of a multi-output model to take the class from.
       param: None (default): ``"fourier"``, the readable engine of :mod:`.featurevis`, whose class
         models take the model's :func:`featurevis.recipe` for options left at None (``CLASS_RECIPE``,
@@ -271,12 +272,12 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         ``"pixel"`` (also with ``init`` or ``blur_every``): exactly Simonyan's method, :data:`PIXEL_DEFAULTS`.
         ``colors``: its colour matrix (``parameterize.colour_matrix(images)``). It takes ``tv`` but not
         ``l2`` (its sigmoid bounds the image; the pull to grey stalls weak classes on the flat image).
-      steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
-        progress, optimizer, scale, centre: the shared options.
+      precision: ``"float32"``, ``"bfloat16"``, ``"float16"``: see :mod:`keras_convviz.precision`.
+      steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed, progress, optimizer, scale,
+        centre: the shared options.
 
-    Returns a :class:`ClassModel`: ``.images`` in input space,
-    ``.rgb(preset.deprocess)`` for pictures, and the final ``.scores``,
-    ``.logits``, ``.probabilities`` and the ``.history``.
+    Returns a :class:`ClassModel`: ``.images`` in input space, ``.rgb(preset.deprocess)`` for pictures, and
+    the final ``.scores``, ``.logits``, ``.probabilities`` and the ``.history``.
     """
     graph = walk(model)
     check_image_model(graph)
@@ -294,5 +295,6 @@ def class_model(model, target=None, steps=None, lr=None, l2=0.01, jitter=None, b
         raise ValueError("map= selects a feature map of layer=; pass layer=NAME too, or target=CLASS alone")
     else:
         goal = _class_goal(graph, head, target, options["score"], output)
-    x, history = _climb(graph, settings, goal, param, colors, init, noise, (l2, tv, tv_beta), progress, recipe)
+    x, history = _climb(graph_in(graph, precision), settings, goal, param, colors, init, noise, (l2, tv, tv_beta),
+                        progress, recipe)
     return ClassModel(x.numpy(), history, goal.index, *_final_scores(graph, settings, head, goal, x))

@@ -37,6 +37,7 @@ import tensorflow as tf
 from ..inline import Inline
 from ..checks import finite_float
 from ..graph import walk
+from ..precision import graph_in
 from ..probe import compiled, input_spec
 from ..request import as_batch
 from . import maco
@@ -272,7 +273,7 @@ def init_batch(graph, init, count, what="images"):
 def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=None, colors=None,
                value_range=None, jitter=None, zoom=0.1, rotate=10.0, l2=0.0, tv=0.0, tv_beta=2.0, seed=0,
                progress=False, optimizer="adam", init=None, scale=None, centre=None, decay=1.0,
-               alpha=None, solid=False, compact=False, magnitude=None) -> FeatureVis:
+               alpha=None, solid=False, compact=False, magnitude=None, precision="float32") -> FeatureVis:
     """Images that maximize ``objective`` (Olah et al. 2017; see the module docstring).
 
     Args:
@@ -304,6 +305,8 @@ def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=Non
         ``maco.NATURAL_SPECTRUM``), the user's images ``(N, H, W, C)`` (model
         inputs, with ``value_range``), or a spectrum ``(C, H, W // 2 + 1)``.
       init: start images (model inputs) instead of the flat mid-range image.
+      precision: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: the steps run on a
+        mixed-precision twin (:mod:`keras_convviz.precision`); the reported terms are the float32 model's.
       seed, progress, optimizer, scale, centre: the shared options.
 
     Returns a :class:`FeatureVis`; ``.rgb(preset.deprocess)`` for pictures.
@@ -323,7 +326,7 @@ def featurevis(model, objective, param="fourier", steps=256, lr=0.05, images=Non
     alpha = check_alpha(alpha, param, solid, compact)
     magnitude = maco.resolve_magnitude(magnitude, param, graph.input_shape, normalized_colors(
         colors, int(graph.input_shape[-1])), settings.low, settings.high)
-    x, history = optimize_plan(graph, settings, plan, param, colors, zoom, rotate, penalties,
+    x, history = optimize_plan(graph_in(graph, precision), settings, plan, param, colors, zoom, rotate, penalties,
                                init_batch(graph, init, plan.count), progress=progress, decay=decay, alpha=alpha,
                                solid=solid, compact=compact, magnitude=magnitude)
     return _result(graph, plan, settings, x, history, param)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from ..inline import Inline
 from ..checks import finite_float
 from ..graph import walk
+from ..precision import graph_in
 from ..probe import compiled, input_spec, run
 from ..request import as_batch
 from .optimize import (SCALAR, check_image_model, check_settings, iteration_fn, norm_penalty,
@@ -106,7 +107,8 @@ def _representation(graph, layer, x0):
 
 def invert(model, inputs, layer, steps=300, lr=0.05, alpha=6.0, l_alpha=1e-4, tv=1e-3, tv_beta=2.0,
            jitter=0, blur_every=0, blur_sigma=0.5, clip=None, value_range=None, seed=0,
-           progress=False, optimizer="adam", init=None, scale=None, centre=None, noise=0.3) -> Inversion:
+           progress=False, optimizer="adam", init=None, scale=None, centre=None, noise=0.3,
+           precision="float32") -> Inversion:
     """Reconstruct inputs from one layer's representation (Mahendran & Vedaldi 2015).
 
     From random noise, ``steps`` iterations descend ``||Phi(x) - Phi0||^2 /
@@ -127,6 +129,8 @@ def invert(model, inputs, layer, steps=300, lr=0.05, alpha=6.0, l_alpha=1e-4, tv
         every ReLU of a deep layer off, with no gradient to follow.
       scale: as in the shared options, but without ``value_range`` the
         default is the largest absolute input value.
+      precision: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: the iterations run on a
+        mixed-precision twin (:mod:`keras_convviz.precision`); ``Phi0`` and the errors are float32's.
       steps, lr, jitter, blur_every, blur_sigma, clip, value_range, seed,
         progress, optimizer, centre: the shared options.
 
@@ -153,7 +157,7 @@ def invert(model, inputs, layer, steps=300, lr=0.05, alpha=6.0, l_alpha=1e-4, tv
         if x.shape != x0.shape:
             raise ValueError(f"init has shape {x.shape}; it must match inputs {x0.shape}")
     extra = (target, norm) + tuple(tf.constant(w, tf.float32) for w in weights)
-    x, history = run_iterations(settings, _iteration(graph, name, settings.optimizer), x, extra, rng,
-                                progress, "loss")
+    iteration = _iteration(graph_in(graph, precision), name, settings.optimizer)
+    x, history = run_iterations(settings, iteration, x, extra, rng, progress, "loss")
     errors = _error_fn(graph, name)(x, target, norm).numpy()
     return Inversion(x.numpy(), history, errors, name)
