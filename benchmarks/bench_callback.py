@@ -18,7 +18,10 @@ rotated at each repeat), so the shared machine's drift hits all alike:
   by swapping :mod:`keras_convviz.warmup`'s two hooks back to plain
   ``configure()`` and a synchronous ``summary.Writer``;
 - ``after``: the callback as it is (compiled on a background thread during the
-  first epoch, PNG encoding and writes on a background thread).
+  first epoch, PNG encoding and writes on a background thread);
+- ``budget``: the same with ``max_overhead=0.03`` (scheduled logs that would
+  take logging past 3 % of training time are skipped; the first and the last
+  always run).
 
 Reported per mode (medians): wall and CPU time of the training, the time
 spent inside the callback's hooks (all of them: ``on_train_begin`` to
@@ -27,6 +30,7 @@ wall / CPU ratios to the ``none`` runs beside it.
 
     python benchmarks/bench_callback.py --workload demo --repeat 3
     python benchmarks/bench_callback.py --workload lite0 --repeat 3
+    python benchmarks/bench_callback.py --workload lite0 --lite0-steps 960 --lite0-epochs 12 --modes none,after,budget --repeat 1
 """
 
 from __future__ import annotations
@@ -156,7 +160,8 @@ def run_once(mode, fit, probes, kwargs):
     logdir = tempfile.mkdtemp(prefix="convviz-bench-")
     callbacks, spent = [], []
     if mode != "none":
-        cb = ConvVizCallback(logdir, probes, **kwargs)  # default methods, every epoch
+        budget = {"max_overhead": 0.03} if mode == "budget" else {}
+        cb = ConvVizCallback(logdir, probes, **kwargs, **budget)  # default methods, every epoch
         spent = timed_hooks(cb)
         callbacks.append(cb)
     guard = before_issue_28() if mode == "before" else contextlib.nullcontext()
@@ -170,12 +175,14 @@ def run_once(mode, fit, probes, kwargs):
     logs = [s for name, s in spent if name == "on_epoch_end"]
     return {"wall": wall, "cpu": cpu, "in_callback": sum(s for _, s in spent),
             "first_log": logs[0] if logs else 0.0, "later_logs": statistics.median(logs[1:]) if logs[1:] else 0.0,
+            "logs_made": len(callbacks[0].timings.get("dashboard", [])) if callbacks else 0,
             "failed": dict(callbacks[0].failed) if callbacks else {}}
 
 
-def measure(workload="demo", repeat=3, modes=("none", "before", "after"), quick=False, lite0_steps=240):
+def measure(workload="demo", repeat=3, modes=("none", "before", "after"), quick=False, lite0_steps=240,
+            lite0_epochs=3):
     fit, probes, kwargs, what = (demo_workload(quick) if workload == "demo"
-                                 else lite0_workload(steps=lite0_steps))
+                                 else lite0_workload(steps=lite0_steps, epochs=lite0_epochs))
     fit([])  # warm-up: the training functions and the first-use costs of the process
     runs = {m: [] for m in modes}
     load = [os.getloadavg()[0]]
@@ -191,7 +198,7 @@ def measure(workload="demo", repeat=3, modes=("none", "before", "after"), quick=
     base = runs.get("none")
     for mode, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "in_callback", "first_log",
-                                                                  "later_logs")}
+                                                                  "later_logs", "logs_made")}
         med["share"] = med["in_callback"] / max(med["wall"] - med["in_callback"], 1e-9)
         if base and mode != "none":  # per repeat, against the no-callback run beside it
             med["wall_ratio"] = statistics.median(r["wall"] / b["wall"] for r, b in zip(rs, base))
@@ -218,10 +225,11 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="none,before,after")
     parser.add_argument("--lite0-steps", type=int, default=240)
+    parser.add_argument("--lite0-epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     print(json.dumps(measure(args.workload, args.repeat, tuple(args.modes.split(",")), args.quick,
-                             args.lite0_steps), indent=1))
+                             args.lite0_steps, args.lite0_epochs), indent=1))
 
 
 if __name__ == "__main__":

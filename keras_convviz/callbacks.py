@@ -30,6 +30,7 @@ import numpy as np
 
 from tb_plugin import metadata as md
 
+from .budget import OverheadBudget
 from .checks import non_negative_int, resolve_targets
 from .convention import display_for, value_range_display
 from .graph import walk
@@ -37,6 +38,7 @@ from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
 from .loggers import check_methods, logged_methods, requested_methods
 from .loggers.followed import FollowedMaps
+from .memory import release as release_memory
 from .distributed import current_strategy, is_chief
 from .request import as_batch
 from .select import num_classes
@@ -88,6 +90,10 @@ class ConvVizCallback(keras.callbacks.Callback):
         min-max scaled per image. ``input_convention`` says which was used.
       run: the run (sub-folder of ``log_dir``) to write to.
       log_at_train_end: also log after the last epoch when it was skipped.
+      max_overhead: None (default: log at every scheduled step), or a share
+        of training time such as 0.03: scheduled logs that would push the
+        time spent logging past it are skipped, with one warning (the first
+        log and the one at the end of training always run; ``budget.py``).
       class_names: one name per class, shown by the dashboard with every
         prediction and explained class (a preset's ``class_names``), and on
         the class models ("Egyptian cat (285)").
@@ -98,8 +104,9 @@ class ConvVizCallback(keras.callbacks.Callback):
 
     def __init__(self, log_dir, probe_inputs, methods=DEFAULT_METHODS, layers=None, every_n_epochs=1,
                  every_n_batches=None, targets=None, maps=9, heldout=None, display=None, run="convviz",
-                 log_at_train_end=True, class_names=None, input_range=None):
+                 log_at_train_end=True, class_names=None, input_range=None, max_overhead=None):
         super().__init__()
+        self.budget = OverheadBudget(max_overhead)  # checked here: a bad share fails before training
         self.class_names = class_names
         self.input_range = input_range
         self.input_convention = None  # set by configure(): how inputs are shown
@@ -291,6 +298,13 @@ class ConvVizCallback(keras.callbacks.Callback):
         """Compute and write every configured method at ``step`` (failures warn once)."""
         if getattr(self, "unwritable", None) is not None:
             return  # the log_dir cannot be written: warned once, training goes on
+        start = time.perf_counter()
+        try:
+            self._log_all(step)
+        finally:
+            self.budget.record(time.perf_counter() - start)
+
+    def _log_all(self, step):
         try:
             self._open_writer(step)
         except Exception as err:  # an unwritable log_dir (OSError, tf.errors.*) must never stop model.fit
@@ -311,11 +325,13 @@ class ConvVizCallback(keras.callbacks.Callback):
             else:
                 self._stop_writing(err, step)
         self._last_logged = step
+        release_memory()  # the log's freed heap back to the OS: flat RSS over many logs (issue 28)
 
     # -- keras hooks ---------------------------------------------------------
     def on_train_begin(self, logs=None):
         from .warmup import begin  # configure(), then compile the methods off the critical path
         begin(self)
+        self.budget.start()
         self._global_batch = self._trained_batches(0)
         self._epoch_base = self._global_batch
 
@@ -343,13 +359,14 @@ class ConvVizCallback(keras.callbacks.Callback):
         trained = self._trained_batches(bound)  # one read of the optimizer's step when a multiple may be reached
         if trained // n > self._global_batch // n:
             self._global_batch = trained
-            self.log(trained)
+            if self.budget.allows(trained):
+                self.log(trained)
         else:
             self._global_batch = trained
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
-        if self.every_n_batches is None and (epoch + 1) % self.every_n_epochs == 0:
+        if self.every_n_batches is None and (epoch + 1) % self.every_n_epochs == 0 and self.budget.allows(epoch):
             self.log(epoch)
 
     def on_train_end(self, logs=None):
