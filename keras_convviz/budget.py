@@ -5,11 +5,13 @@ is 36 backward passes through the network), which no caching removes; on a
 network whose epochs are short next to that, logging at every epoch costs a
 large share of training (13 % for an EfficientNet-Lite0 head fine-tuning,
 benchmarks/RESULTS.md). ``ConvVizCallback(max_overhead=0.03)`` keeps the share
-near 3 %: a scheduled log runs only when the time spent logging so far, plus
-the last log's cost, stays within ``max_overhead`` of the training time so far
+within 3 %: a scheduled log runs only when the time spent logging so far, plus
+two logs at the last one's cost (this one, and the one kept in reserve for the
+end of training), stays within ``max_overhead`` of the training time so far
 (wall time outside the callback's logs). The first log always runs (there is
 no cost to go by yet), and so does the log at the end of training, so the
-final state is always on the dashboard.
+final state is always on the dashboard; with the reserve, that last log still
+fits the budget once training has run long enough for any second log.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class OverheadBudget:
         """True when the log at ``step`` fits the budget (always without one, and before any log)."""
         if self.share is None or self.last_cost is None:
             return True
-        if self.spent + self.last_cost <= self.share * self.training_time():
+        if self.spent + 2 * self.last_cost <= self.share * self.training_time():  # this log + the last one
             return True
         self.skipped.append(step)
         if not self.warned:
