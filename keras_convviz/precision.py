@@ -25,11 +25,6 @@ from __future__ import annotations
 
 import functools
 
-import keras
-
-from .graph import walk
-from .probe import REDUCED_PRECISION
-
 __all__ = ["PRECISIONS", "check_precision", "graph_in", "twin", "native_bfloat16"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -46,6 +41,9 @@ def graph_in(graph, precision):
     """The walked graph the optimization runs on: ``graph`` itself for float32, else its twin's (cached)."""
     if check_precision(precision) == "float32":
         return graph
+    from .graph import walk  # here, not at the top: the CLI's parser reads PRECISIONS without TensorFlow
+    from .probe import REDUCED_PRECISION
+
     key = ("precision.twin", precision)
     if key not in graph.cache:
         reduced = walk(twin(graph.model, precision))
@@ -57,6 +55,8 @@ def graph_in(graph, precision):
 
 def twin(model, precision):
     """``model`` rebuilt with the ``mixed_<precision>`` policy, its weights copied (a new model)."""
+    import keras
+
     policy = f"mixed_{check_precision(precision)}"
 
     def rebuild(layer):
