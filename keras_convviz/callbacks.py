@@ -38,7 +38,6 @@ from .loggers.base import LogContext, probe_labels
 from .loggers.dashboard import check_class_names, step_document, walk_document
 from .loggers import check_methods, logged_methods, requested_methods
 from .loggers.followed import FollowedMaps
-from .memory import release as release_memory
 from .distributed import current_strategy, is_chief
 from .request import as_batch
 from .select import num_classes
@@ -325,7 +324,6 @@ class ConvVizCallback(keras.callbacks.Callback):
             else:
                 self._stop_writing(err, step)
         self._last_logged = step
-        release_memory()  # the log's freed heap back to the OS: flat RSS over many logs (issue 28)
 
     # -- keras hooks ---------------------------------------------------------
     def on_train_begin(self, logs=None):

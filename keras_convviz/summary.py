@@ -80,6 +80,18 @@ def checked_images(images, copy=False):
     return out
 
 
+def np_step(step):
+    """``step`` as a NumPy int64 for ``tf.summary``, not a Python int (issue 28).
+
+    TensorFlow's eager scalar cache keeps every distinct Python ``int`` or
+    ``float`` it converts to a tensor, unbounded (about 650 bytes each): a new
+    step number at every log, and the invariance logger's new means, grew the
+    heap by ~6 KB a log. NumPy scalars (not ``np.float64``, a ``float``) are
+    converted without it.
+    """
+    return np.int64(step)
+
+
 def encode_pngs(images):
     """PNG bytes for each image: uint8 / [0, 1] float arrays, or bytes already PNG-encoded."""
     return [im if isinstance(im, bytes) else png_bytes(im) for im in checked_images(images)]
@@ -94,19 +106,19 @@ def write_images(tag, images, step, content, description=""):
     return tf.summary.write(
         tag=tag,
         tensor=tf.constant(pngs, dtype=tf.string),
-        step=int(step),
+        step=np_step(step),
         metadata=summary_metadata(content, description),
     )
 
 
 def _write_blob(tag, blob, step, content):
-    tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=int(step),
+    tf.summary.write(tag=tag, tensor=tf.constant([blob], dtype=tf.string), step=np_step(step),
                      metadata=summary_metadata(content))
 
 
 def _write_scalars(method, values, step):
     for name, value in values.items():
-        tf.summary.scalar(f"convviz_{method}/{name}", value, step=int(step))
+        tf.summary.scalar(f"convviz_{method}/{name}", np.float32(value), step=np_step(step))
 
 
 class Writer:

@@ -34,3 +34,38 @@ def test_top_activations_of_an_array_traces_once(monkeypatch):
     assert made == [], made
     again = top_activations(model, held, "block2_conv2", k=2, batch_size=2)
     np.testing.assert_array_equal(np.asarray(again.image_ids), np.asarray(res.image_ids))
+
+
+# Every logged method at cheap sizes (benchmarks/soak_callback.py --cheap --all).
+CHEAP_ALL = {
+    "deconv": {}, "guided": {}, "saliency": {}, "smoothgrad": {"samples": 1}, "ig": {"steps": 2},
+    "gradcam": {}, "occlusion": {"patch": 16, "stride": 16}, "topk": {"k": 1},
+    "classmodel": {"steps": 1, "classes": [0]}, "boxfilter": {}, "lrp": {}, "gradcam_plus_plus": {},
+    "layercam": {}, "xgradcam": {}, "hirescam": {}, "eigencam": {}, "scorecam": {"max_channels": 4},
+    "ablationcam": {}, "rise": {"masks": 8}, "featurevis": {"steps": 1}, "filters": {}, "invariance": {"steps": 3},
+}
+
+
+def test_later_logs_of_every_method_trace_nothing(monkeypatch, tmp_path, demo_model):
+    """Issue 28's diagnosis (benchmarks/trace_callback.py --all) for all 22 methods: from the third log on,
+    no method makes a new function graph (a leak of one graph per log is what the top-k fix removed)."""
+    import warnings
+
+    from keras_convviz import ConvVizCallback, demo
+    from keras_convviz.callbacks import METHODS
+
+    assert set(CHEAP_ALL) == set(METHODS)  # a method added to the registry is added here
+    probe = np.asarray(demo.shapes(1, seed=3)[0], np.float32)
+    heldout = np.asarray(demo.shapes(4, seed=4)[0], np.float32)
+    cb = ConvVizCallback(str(tmp_path), probe, methods=CHEAP_ALL, every_n_epochs=None, every_n_batches=1, maps=1,
+                         heldout=heldout)
+    cb.set_model(demo_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # blank-map warnings of the untrained-looking CAM layers
+        cb.on_train_begin()
+        try:
+            made = _count_new_graphs(monkeypatch, lambda: [cb.log(step) for step in (1, 2)], times=1)
+        finally:
+            cb.on_train_end()
+    assert not cb.failed, cb.failed
+    assert made == [], made
