@@ -38,7 +38,8 @@ def check_precision(precision):
 
 
 def graph_in(graph, precision):
-    """The walked graph the optimization runs on: ``graph`` itself for float32, else its twin's (cached)."""
+    """The walked graph the optimization runs on: ``graph`` itself for float32, else its twin's (cached, with
+    the model's current weights copied in at every call)."""
     if check_precision(precision) == "float32":
         return graph
     from .graph import walk  # here, not at the top: the CLI's parser reads PRECISIONS without TensorFlow
@@ -50,7 +51,11 @@ def graph_in(graph, precision):
         for step in reduced.steps:
             REDUCED_PRECISION.add(step.layer)
         graph.cache[key] = reduced
-    return graph.cache[key]
+    reduced = graph.cache[key]
+    # the model may have trained since the twin was made (the callback logs every epoch): copy its weights in
+    for mine, theirs in zip(reduced.model.weights, graph.model.weights):
+        mine.assign(theirs)
+    return reduced
 
 
 def twin(model, precision):

@@ -62,6 +62,22 @@ def test_the_twins_input_gradient_points_where_float32s_does(net):
     assert cosine > 0.99 and not np.array_equal(half, exact), cosine
 
 
+def test_the_twin_follows_the_models_weights_after_training(net):
+    """A model that trained since its twin was made (the callback's later logs) is optimized as it is now."""
+    x = tf.constant(_inputs(seed=2))
+    graph = walk(net)
+    graph_in(graph, "bfloat16")
+    kernel = net.get_layer("head").kernel
+    saved = kernel.numpy()
+    try:
+        kernel.assign(saved * -3.0)
+        exact = run(graph, x, [], linear=["head"])["head"].numpy()
+        half = run(graph_in(graph, "bfloat16"), x, [], linear=["head"])["head"].numpy()
+        assert np.abs(half - exact).max() / np.abs(exact).max() < 3e-2
+    finally:
+        kernel.assign(saved)
+
+
 def test_class_model_reports_the_float32_models_scores(net):
     r = class_model(net, [1, 4], steps=6, value_range=(-1, 1), param="pixel", precision="bfloat16")
     logits = run(walk(net), tf.constant(r.images), [], linear=["head"])["head"].numpy()
