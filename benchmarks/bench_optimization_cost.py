@@ -123,19 +123,12 @@ def makers(name, model, value_range):
         }
 
     fns = {"floor": floor_fn(model), **ours("float32"), "tf-keras-vis": tkv}
-    if precisions_measured():
-        from keras_convviz.precision import twin
+    from keras_convviz.precision import native_bfloat16, twin
 
+    if native_bfloat16():  # bfloat16 rows too where the machine computes it natively
         fns["floor bfloat16"] = floor_fn(twin(model, "bfloat16"))
         fns.update({f"{k} bfloat16": fn for k, fn in ours("bfloat16").items()})
     return fns
-
-
-def precisions_measured():
-    """bfloat16 rows too where the machine computes it natively (``precision.native_bfloat16``)."""
-    from keras_convviz.precision import native_bfloat16
-
-    return native_bfloat16()
 
 
 def default_steps():

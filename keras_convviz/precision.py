@@ -46,15 +46,14 @@ def graph_in(graph, precision):
     from .probe import REDUCED_PRECISION
 
     key = ("precision.twin", precision)
-    if key not in graph.cache:
-        reduced = walk(twin(graph.model, precision))
+    reduced = graph.cache.get(key)
+    if reduced is None:  # a new twin has the model's weights already
+        reduced = graph.cache[key] = walk(twin(graph.model, precision))
         for step in reduced.steps:
             REDUCED_PRECISION.add(step.layer)
-        graph.cache[key] = reduced
-    reduced = graph.cache[key]
-    # the model may have trained since the twin was made (the callback logs every epoch): copy its weights in
-    for mine, theirs in zip(reduced.model.weights, graph.model.weights):
-        mine.assign(theirs)
+    else:  # the model may have trained since the twin was made (the callback logs every epoch)
+        for mine, theirs in zip(reduced.model.weights, graph.model.weights):
+            mine.assign(theirs)
     return reduced
 
 
