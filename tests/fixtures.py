@@ -4,6 +4,7 @@ Each builder makes a small Keras model with a known structure; the tests
 compute their expectations on it by hand or with an independent oracle.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -192,3 +193,12 @@ def unframe(figure):
     while bottom > top and (figure[bottom - 1, :8] == 255).all():
         bottom -= 1
     return figure[top:bottom]
+
+
+def benchmark_module(name):
+    """``benchmarks/<name>.py`` loaded as a module (the benchmarks are scripts, not a package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,26 +5,15 @@ anywhere in the run and a SIGTERM in its last fifth (the writes and the
 shutdown), through benchmarks/kill_cli.py; the benchmark runs more trials.
 """
 
-import importlib.util
-import os
-
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load_kill_cli():
-    spec = importlib.util.spec_from_file_location(
-        "kill_cli", os.path.join(HERE, "..", "benchmarks", "kill_cli.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from fixtures import benchmark_module
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [14])
 def test_kill_sigint_sigterm_at_random_moments_leave_only_complete_files(tmp_path, seed):
-    kill_cli = load_kill_cli()
+    kill_cli = benchmark_module("kill_cli")
     results = kill_cli.run(trials=2, seed=seed, workdir=str(tmp_path))
     for r in results:
         assert r["ok"], r

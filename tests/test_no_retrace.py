@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fixtures import benchmark_module
+
 
 def _count_new_graphs(monkeypatch, fn, times=3):
     from tensorflow.python.framework import func_graph
@@ -36,16 +38,6 @@ def test_top_activations_of_an_array_traces_once(monkeypatch):
     np.testing.assert_array_equal(np.asarray(again.image_ids), np.asarray(res.image_ids))
 
 
-# Every logged method at cheap sizes (benchmarks/soak_callback.py --cheap --all).
-CHEAP_ALL = {
-    "deconv": {}, "guided": {}, "saliency": {}, "smoothgrad": {"samples": 1}, "ig": {"steps": 2},
-    "gradcam": {}, "occlusion": {"patch": 16, "stride": 16}, "topk": {"k": 1},
-    "classmodel": {"steps": 1, "classes": [0]}, "boxfilter": {}, "lrp": {}, "gradcam_plus_plus": {},
-    "layercam": {}, "xgradcam": {}, "hirescam": {}, "eigencam": {}, "scorecam": {"max_channels": 4},
-    "ablationcam": {}, "rise": {"masks": 8}, "featurevis": {"steps": 1}, "filters": {}, "invariance": {"steps": 3},
-}
-
-
 def test_later_logs_of_every_method_trace_nothing(monkeypatch, tmp_path, demo_model):
     """Issue 28's diagnosis (benchmarks/trace_callback.py --all) for all 22 methods: from the third log on,
     no method makes a new function graph (a leak of one graph per log is what the top-k fix removed)."""
@@ -53,11 +45,14 @@ def test_later_logs_of_every_method_trace_nothing(monkeypatch, tmp_path, demo_mo
 
     from keras_convviz import ConvVizCallback, demo
     from keras_convviz.callbacks import METHODS
+    from keras_convviz.loggers import requested_methods
 
-    assert set(CHEAP_ALL) == set(METHODS)  # a method added to the registry is added here
+    soak = benchmark_module("soak_callback")  # every logged method at the soak's cheap sizes (--cheap --all)
+    cheap_all = requested_methods(dict(soak.CHEAP, **soak.ADDED))  # aliases ("integrated") as one name
+    assert set(cheap_all) == set(METHODS)  # a method added to the registry is added to the soak too
     probe = np.asarray(demo.shapes(1, seed=3)[0], np.float32)
     heldout = np.asarray(demo.shapes(4, seed=4)[0], np.float32)
-    cb = ConvVizCallback(str(tmp_path), probe, methods=CHEAP_ALL, every_n_epochs=None, every_n_batches=1, maps=1,
+    cb = ConvVizCallback(str(tmp_path), probe, methods=cheap_all, every_n_epochs=None, every_n_batches=1, maps=1,
                          heldout=heldout)
     cb.set_model(demo_model)
     with warnings.catch_warnings():

@@ -5,18 +5,13 @@ reports the memory growth per step.
 """
 
 import pytest
-import importlib.util
-import os
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from fixtures import benchmark_module
 
 
 @pytest.mark.slow
 def test_soak_callback_every_method_served_live(tmp_path):
-    spec = importlib.util.spec_from_file_location("soak_callback",
-                                                  os.path.join(HERE, "..", "benchmarks", "soak_callback.py"))
-    soak_callback = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(soak_callback)
+    soak_callback = benchmark_module("soak_callback")
     result = soak_callback.soak(steps=3, logdir=str(tmp_path / "logs"))
     soak_callback.check(result)  # trained, no method failed, every poll 200, every event reads back, every step
     assert set(result["methods"]) == set(soak_callback.OPTIONS)
